@@ -1,0 +1,1 @@
+"""hilserl_actor: see README.md."""

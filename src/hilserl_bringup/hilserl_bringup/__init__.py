@@ -1,0 +1,1 @@
+"""hilserl_bringup: see README.md."""

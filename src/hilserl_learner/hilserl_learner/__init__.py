@@ -1,0 +1,1 @@
+"""hilserl_learner: see README.md."""

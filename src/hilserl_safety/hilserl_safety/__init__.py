@@ -1,0 +1,1 @@
+"""hilserl_safety: see README.md."""

@@ -1,0 +1,1 @@
+"""so101_driver: see README.md."""

@@ -1,0 +1,1 @@
+"""Thin rclpy lifecycle nodes over the ROS-free core; the only modules that import rclpy."""
