@@ -43,7 +43,7 @@ class VirtualBus:
     def __init__(self, servo_ids: tuple[int, ...] = (1, 2, 3, 4, 5, 6), *, seed: int = 0,
                  link: str | None = None, model: MotorModel | None = None,
                  wire_baudrate: int | None = None):
-        """``wire_baudrate`` set: delay each reply by its wire time at that baud rate."""
+        """``wire_baudrate`` set: delay each reply by the wire time of request + reply."""
         now = time.monotonic()
         self.servos = [VirtualServo(i, raw_position=DEFAULT_RAW_MID.get(i, 2048),
                                     model=model or MotorModel(), now=now) for i in servo_ids]
@@ -162,9 +162,9 @@ class VirtualBus:
                 servo.persisted = bytes(servo.memory)
                 zero = int(round(mapping.zero_ticks[index]))
                 zero = min(max(zero, entry.range_min), entry.range_max)
-                servo.raw_position = float(zero + entry.homing_offset)
-                servo.set('Goal_Position', zero)
                 servo.advance(time.monotonic())
+                servo.place(zero + entry.homing_offset)
+                servo.set('Goal_Position', zero)
 
     def positions(self) -> dict[int, int]:
         """Present_Position of every servo, by id."""
@@ -189,7 +189,7 @@ class VirtualBus:
                     servo.advance(now)
                 out += self._execute(packet)
         if out and self.wire_baudrate:
-            time.sleep(len(out) * 10 / self.wire_baudrate)
+            time.sleep((len(data) + len(out)) * 10 / self.wire_baudrate)
         return bytes(out)
 
     def _targets(self, servo_id: int) -> list[VirtualServo]:
@@ -272,6 +272,8 @@ def _parser() -> argparse.ArgumentParser:
                         help='servos that never answer')
     parser.add_argument('--corrupt-probability', type=float, default=0.0,
                         help='probability of a corrupted checksum in each reply')
+    parser.add_argument('--corrupt-next', type=int, default=0, metavar='N',
+                        help='corrupt the checksum of the first N replies of every servo')
     for name in NAME_TO_BIT:
         parser.add_argument(f'--{name.replace("_", "-")}', type=int, nargs='*', default=[],
                             metavar='ID', help=f'servos reporting the {name} error bit')
@@ -298,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     for servo_id in args.silent:
         bus.set_silent(servo_id)
     bus.set_corrupt_probability(args.corrupt_probability)
+    for servo_id in args.ids:
+        bus.corrupt_next(servo_id, args.corrupt_next)
     errors: dict[int, list[str]] = {}
     for name in NAME_TO_BIT:
         for servo_id in getattr(args, name):

@@ -165,6 +165,14 @@ class VirtualServo:
     def present_position(self) -> float:
         return (self.raw_position - self.get('Homing_Offset')) % ct.TICKS_PER_TURN
 
+    def place(self, raw_position: float) -> None:
+        """Put the joint at a raw encoder angle (at rest; a hand sweep restarts around it)."""
+        self.raw_position = float(raw_position)
+        self.velocity = 0.0
+        self._limp_since = self._time
+        self._limp_center_raw = self.raw_position
+        self._refresh_sensors()
+
     def move_by_hand(self, present_ticks: float) -> None:
         """Move a limp joint to ``present_ticks`` (ignored while torque is on)."""
         if not self.get('Torque_Enable'):

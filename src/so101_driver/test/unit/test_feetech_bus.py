@@ -59,16 +59,25 @@ def test_sync_read_and_sync_write_move_the_servos(bus, virtual):
     assert bus.counters.failures == 0
 
 
+def eventually(condition, timeout_s=2.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+    return False
+
+
 def test_moving_servo_reports_velocity_and_load(bus, virtual):
     bus.write(1, 'Torque_Enable', 1)
     bus.sync_write('Goal_Position', {1: 3000})
-    time.sleep(0.05)
-    state = bus.sync_read([1], STATE)[1]
-    assert state['Present_Velocity'] > 500
-    assert state['Present_Load'] > 100
+
+    def state():
+        return bus.sync_read([1], STATE)[1]
+
+    assert eventually(lambda: state()['Present_Velocity'] > 500 and state()['Present_Load'] > 100)
     bus.sync_write('Goal_Position', {1: 1000})
-    time.sleep(0.1)
-    assert bus.sync_read([1], STATE)[1]['Present_Load'] < -100
+    assert eventually(lambda: state()['Present_Velocity'] < -500
+                      and state()['Present_Load'] < -100)
 
 
 def test_retries_recover_from_corrupted_replies(bus, virtual):

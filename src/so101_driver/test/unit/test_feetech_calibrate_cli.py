@@ -24,10 +24,10 @@ def virtual():
 
 
 def test_non_interactive_calibration_writes_lerobot_json(virtual, tmp_path):
-    virtual.set_hand_sweep(300, period_s=0.4, delay_s=0.3)
+    virtual.set_hand_sweep(300, period_s=0.4, delay_s=0.6)
     path = tmp_path / 'arm.json'
     out = io.StringIO()
-    code = calibrate_cli.main(['--port', virtual.port, '--non-interactive', '--duration-s', '1.2',
+    code = calibrate_cli.main(['--port', virtual.port, '--non-interactive', '--duration-s', '1.3',
                                '--calibration-file', str(path)], out=out)
     assert code == 0, out.getvalue()
     content = json.loads(path.read_text())
@@ -121,6 +121,7 @@ def test_virtual_bus_process_serves_the_backend_and_the_calibrate_tool(tmp_path)
     calibration_file = tmp_path / 'virtual.json'
     process, lines, reader = _start_virtual_bus(['--link', str(link), '--calibration',
                                          str(calibration_file), '--hand-sweep-ticks', '250',
+                                         '--corrupt-next', '1', '--overheat', '2',
                                          '--duration-s', '60'])
     try:
         assert link.is_symlink() and calibration_file.is_file()
@@ -130,7 +131,10 @@ def test_virtual_bus_process_serves_the_backend_and_the_calibrate_tool(tmp_path)
                                                     calibration_file=str(calibration_file)))
         robot.connect()
         try:
-            np.testing.assert_allclose(robot.read().positions_rad, 0.0, atol=2e-3)
+            assert robot.bus.counters.retries >= 6  # every servo's first reply was corrupted
+            assert robot.health().joints['shoulder_lift'].faults == ('overheat',)
+            # Near the zero pose: the simulated hand may already sweep +-250 ticks (0.38 rad).
+            np.testing.assert_allclose(robot.read().positions_rad, 0.0, atol=0.45)
             robot.set_torque(True)
             robot.write_positions(np.array([0.2, 0.1, -0.1, 0.3, 0.0, 0.5]))
         finally:
