@@ -35,3 +35,7 @@ class ServoFaultError(DriverError):
     def __init__(self, message: str, joint_faults: dict[str, list[str]]):
         super().__init__(message)
         self.joint_faults = joint_faults
+
+
+class CommandError(DriverError, ValueError):
+    """A command the backend refuses: wrong length or a non-finite value (NaN, inf)."""
