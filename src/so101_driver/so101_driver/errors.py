@@ -35,3 +35,13 @@ class ServoFaultError(DriverError):
     def __init__(self, message: str, joint_faults: dict[str, list[str]]):
         super().__init__(message)
         self.joint_faults = joint_faults
+
+
+class CommandError(DriverError):
+    """A command was rejected: wrong length, NaN/inf, unknown joint, bad timing, or the driver
+    cannot take commands now (inactive, torque off, fault).
+    """
+
+
+class CameraError(DriverError):
+    """A camera cannot be opened, or stopped delivering frames."""

@@ -86,10 +86,10 @@ class SimParams:
         _check_range(self.cube_x_range_m, 'cube_x_range_m')
         _check_range(self.cube_y_range_m, 'cube_y_range_m')
         _check_range(self.cube_yaw_range_rad, 'cube_yaw_range_rad')
-        _check(0.08 <= self.cube_x_range_m[0] and self.cube_x_range_m[1] <= 0.45,
+        _check(self.cube_x_range_m[0] >= 0.08 and self.cube_x_range_m[1] <= 0.45,
                'cube_x_range_m', 'must lie within [0.08, 0.45] m (in front of the base, '
                'within reach)')
-        _check(-0.35 <= self.cube_y_range_m[0] and self.cube_y_range_m[1] <= 0.35,
+        _check(self.cube_y_range_m[0] >= -0.35 and self.cube_y_range_m[1] <= 0.35,
                'cube_y_range_m', 'must lie within [-0.35, 0.35] m (on the table)')
         _check_range(self.home_joint_positions_rad, 'home_joint_positions_rad', len(JOINT_NAMES))
         _check(0.0 <= self.home_randomization_rad <= 0.5, 'home_randomization_rad',
@@ -106,3 +106,112 @@ class SimParams:
                'must be in [0, 1)')
         _check(0.0 <= self.render_mesh_voxel_m <= 0.01, 'render_mesh_voxel_m',
                'must be in [0, 0.01] m')
+
+
+@dataclasses.dataclass(frozen=True)
+class DriverParams:
+    """The driver node: backend choice, control loop, safety timeouts, real-robot port."""
+
+    backend: str = 'sim'
+    """'sim' (MuJoCo simulation) or 'real' (Feetech STS3215 bus)."""
+    control_rate_hz: float = 100.0
+    """Rate of the read -> publish -> write loop and of /joint_states (simulated time for
+    the sim backend)."""
+    command_timeout_s: float = 0.5
+    """When no position command arrived for this long, the arm holds its current position."""
+    trajectory_start_tolerance_rad: float = 0.1
+    """A trajectory whose first point is at time 0 must start this close to the current
+    target (that point is then the start); otherwise it is rejected."""
+    diagnostics_period_s: float = 1.0
+    """Period of /diagnostics and of the backend health check (wall time)."""
+    real_time_factor: float = 1.0
+    """Sim only: simulated seconds per wall second (2 = twice as fast; 0 = as fast as
+    possible)."""
+    camera_rate_hz: float = 15.0
+    """Sim only: rate of the rendered camera images (simulated time; 0 = no images)."""
+    publish_ground_truth: bool = True
+    """Sim only: publish /so101_driver/ground_truth every control step."""
+    reset_duration_s: float = 3.0
+    """Real only: duration of the interpolated move home done by reset_episode."""
+    home_joint_positions_rad: tuple[float, ...] = (0.0, -0.6, 0.5, 1.42, 1.5708, 0.7)
+    """Pose of reset_episode, driver joint order. One ROS parameter serves both this and
+    ``SimParams.home_joint_positions_rad`` (the sim adds home_randomization_rad)."""
+    disable_torque_on_cleanup: bool = False
+    """Disable the torque at cleanup/shutdown (the arm then falls if unsupported)."""
+    port: str = '/dev/ttyACM0'
+    """Real only: serial port of the Feetech bus adapter."""
+    baudrate: int = 1_000_000
+    """Real only: bus baud rate."""
+    calibration_file: str = ''
+    """Real only: LeRobot-format calibration JSON of the arm."""
+    autostart: bool = False
+    """Development only: configure and activate the node at start-up."""
+
+    def __post_init__(self):
+        _check(self.backend in BACKENDS, 'backend', f'must be one of {BACKENDS}, got '
+               f'{self.backend!r}')
+        _check(math.isfinite(self.control_rate_hz) and 1.0 <= self.control_rate_hz <= 1000.0,
+               'control_rate_hz', 'must be in [1, 1000] Hz')
+        _check(math.isfinite(self.command_timeout_s) and 0.01 <= self.command_timeout_s <= 60.0,
+               'command_timeout_s', 'must be in [0.01, 60] s')
+        _check(0.0 <= self.trajectory_start_tolerance_rad <= 1.0,
+               'trajectory_start_tolerance_rad', 'must be in [0, 1] rad')
+        _check(math.isfinite(self.diagnostics_period_s) and
+               0.05 <= self.diagnostics_period_s <= 60.0, 'diagnostics_period_s',
+               'must be in [0.05, 60] s')
+        _check(math.isfinite(self.real_time_factor) and 0.0 <= self.real_time_factor <= 1000.0,
+               'real_time_factor', 'must be in [0, 1000] (0: as fast as possible)')
+        _check(math.isfinite(self.camera_rate_hz) and 0.0 <= self.camera_rate_hz <= 120.0,
+               'camera_rate_hz', 'must be in [0, 120] Hz')
+        _check(math.isfinite(self.reset_duration_s) and 0.5 <= self.reset_duration_s <= 30.0,
+               'reset_duration_s', 'must be in [0.5, 30] s')
+        _check_range(self.home_joint_positions_rad, 'home_joint_positions_rad', len(JOINT_NAMES))
+        _check(self.baudrate > 0, 'baudrate', 'must be > 0')
+        if self.backend == 'real':
+            _check(bool(self.port), 'port', 'must name the serial port for backend real')
+
+
+@dataclasses.dataclass(frozen=True)
+class CameraParams:
+    """One OpenCV camera published as /cameras/<camera_name>/image_raw."""
+
+    camera_name: str = 'front'
+    """Name in the topic /cameras/<camera_name>/image_raw (letters, digits, underscores)."""
+    device: str = '0'
+    """A camera index ('0'), a device path ('/dev/video0'), or a video file / stream URL.
+    Video files play in a loop, at ``fps``."""
+    width: int = 640
+    """Image width in pixels requested from the camera; frames of another size are resized."""
+    height: int = 480
+    """Image height in pixels (as width)."""
+    fps: float = 30.0
+    """Frame rate requested from the camera, and the most frames published per second."""
+    frame_id: str = ''
+    """header.frame_id of the images (default '<camera_name>_camera')."""
+    reconnect_interval_s: float = 1.0
+    """Time between attempts to reopen a camera that disappeared."""
+    read_timeout_s: float = 2.0
+    """A camera that delivers no frame for this long counts as disconnected."""
+    autostart: bool = False
+    """Development only: configure and activate the node at start-up."""
+
+    def __post_init__(self):
+        _check(bool(self.camera_name) and self.camera_name.replace('_', '').isalnum()
+               and not self.camera_name[0].isdigit(), 'camera_name',
+               f'must be letters, digits and underscores, not starting with a digit; got '
+               f'{self.camera_name!r}')
+        _check(bool(self.device.strip()), 'device', 'must name a camera index, device or file')
+        for name in ('width', 'height'):
+            value = getattr(self, name)
+            _check(16 <= value <= 8192, name, f'must be in [16, 8192] pixels, got {value}')
+        _check(math.isfinite(self.fps) and 0.5 <= self.fps <= 240.0, 'fps',
+               'must be in [0.5, 240]')
+        _check(math.isfinite(self.reconnect_interval_s) and
+               0.05 <= self.reconnect_interval_s <= 60.0, 'reconnect_interval_s',
+               'must be in [0.05, 60] s')
+        _check(math.isfinite(self.read_timeout_s) and 0.1 <= self.read_timeout_s <= 60.0,
+               'read_timeout_s', 'must be in [0.1, 60] s')
+
+    @property
+    def resolved_frame_id(self) -> str:
+        return self.frame_id or f'{self.camera_name}_camera'

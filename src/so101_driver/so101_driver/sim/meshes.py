@@ -2,8 +2,9 @@
 
 The official SO-101 STL meshes hold about 322 k triangles; rendering them with a software
 OpenGL (Mesa llvmpipe) costs tens of milliseconds per 128x128 frame. The simulation renders
-coarse copies instead (vertex clustering on a millimetre grid, then quadric decimation) (collision keeps the original meshes, whose convex hulls MuJoCo uses
-anyway). Decimation runs once per mesh file and reduction, and the result is cached under
+coarse copies instead (vertex clustering on a millimetre grid, then quadric decimation);
+collision keeps the original meshes, whose convex hulls MuJoCo uses anyway. Decimation runs
+once per mesh file and setting, and the result is cached under
 ``$XDG_CACHE_HOME/hilserl/meshes`` (default ``~/.cache/hilserl/meshes``) in a file named by the
 SHA-256 of the STL bytes and the settings, so a changed STL never reuses a stale cache entry.
 """

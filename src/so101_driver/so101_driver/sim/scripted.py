@@ -176,16 +176,16 @@ def run_scripted_episode(sim, seed: int, control_period_s: float = 0.1, max_step
                          picker: TopDownPicker | None = None,
                          hold_steps: int = 5) -> EpisodeResult:
     """Reset ``sim`` (a ``So101Sim``) with ``seed`` and run the picker until it has held the
-    cube up for ``hold_steps`` steps or ``max_steps`` pass; report success."""
+    cube up for ``hold_steps`` steps or ``max_steps`` pass; report success.
+    """
     picker = picker or TopDownPicker(sim.params.cube_size_m)
     start = sim.reset(seed=seed)
     picker.reset(start.joint_positions_rad)
-    held = 0
-    for step in range(1, max_steps + 1):
+    held = steps = 0
+    while steps < max_steps and held < hold_steps:
         position, quaternion = sim.object_pose()
         sim.step(picker.act(position, quaternion, control_period_s), control_period_s)
+        steps += 1
         held = held + 1 if picker.done else 0
-        if held >= hold_steps:
-            break
     truth = sim.ground_truth()
-    return EpisodeResult(seed, bool(truth.success), step, truth.object_height_m)
+    return EpisodeResult(seed, bool(truth.success), steps, truth.object_height_m)

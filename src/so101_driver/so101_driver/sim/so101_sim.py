@@ -104,7 +104,7 @@ class So101Sim:
 
     @property
     def time_s(self) -> float:
-        """Simulated time since the last reset."""
+        """Simulated time since construction (a reset does not rewind it)."""
         return float(self.data.time)
 
     @property
@@ -132,7 +132,9 @@ class So101Sim:
                                for s in np.random.SeedSequence(seed).spawn(2))
         params = self.params
         mujoco = self._mujoco
+        elapsed_s = self.data.time
         mujoco.mj_resetData(self.model, self.data)
+        self.data.time = elapsed_s  # simulated time never runs backwards (it drives /clock)
         home = np.array(params.home_joint_positions_rad, dtype=float)
         noise = arm_rng.uniform(-1.0, 1.0, len(home)) * params.home_randomization_rad
         noise[-1] = 0.0
