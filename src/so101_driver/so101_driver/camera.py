@@ -89,7 +89,7 @@ class CameraStatus:
     reconnects: int
     last_error: str
     fps: float
-    """Frames per second over the last second or so."""
+    """Recent frames per second (a running average of the frame intervals)."""
     last_frame_age_s: float
     """Seconds since the last frame (inf before the first)."""
 
@@ -115,8 +115,7 @@ class CameraStream:
         self._last_error = ''
         self._connected = False
         self._last_frame_s = -np.inf
-        self._window = (time.monotonic(), 0)
-        self._fps = 0.0
+        self._interval_s = np.inf
 
     def start(self) -> None:
         self._stop.clear()
@@ -139,7 +138,7 @@ class CameraStream:
             now = time.monotonic()
             age = now - self._last_frame_s
             connected = self._connected and age <= self.params.read_timeout_s
-            fps = self._fps if age <= 1.0 else 0.0
+            fps = 1.0 / self._interval_s if age <= max(1.0, 2 * self._interval_s) else 0.0
             return CameraStatus(connected, self._frames, self._reconnects, self._last_error,
                                 fps, age)
 
@@ -197,10 +196,8 @@ class CameraStream:
             now = time.monotonic()
             self._connected = True
             self._frames += 1
+            interval = now - self._last_frame_s
+            if interval < 5.0:
+                self._interval_s = interval if not np.isfinite(self._interval_s) \
+                    else 0.8 * self._interval_s + 0.2 * interval
             self._last_frame_s = now
-            start, count = self._window
-            count += 1
-            if now - start >= 1.0:
-                self._fps = count / (now - start)
-                start, count = now, 0
-            self._window = (start, count)
