@@ -40,8 +40,11 @@ class CameraNode(LifecycleNode):
         self._stream: CameraStream | None = None
         self._image_publisher = None
         self._info_publisher = None
-        self._diagnostics_publisher = None
         self._timer = None
+        # Exists from start-up, so that a failed configure is reported on /diagnostics too.
+        self._diagnostics_publisher = self.create_publisher(
+            DiagnosticArray, '/diagnostics',
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
 
     @property
     def autostart(self) -> bool:
@@ -53,8 +56,7 @@ class CameraNode(LifecycleNode):
                 raise ValueError('; '.join(self._parameter_errors))
             params = parameters.build(self, CameraParams)
         except (TypeError, ValueError) as error:
-            self.get_logger().error(f'configure failed: bad parameter: {error}')
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed(f'bad parameter: {error}', None)
         camera = OpenCvCamera(params)
         try:
             camera.open()
@@ -63,17 +65,13 @@ class CameraNode(LifecycleNode):
                                   'frames')
         except CameraError as error:
             camera.release()
-            self.get_logger().error(f'configure failed: {error}')
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed(str(error), params)
         self.params, self._camera = params, camera
         prefix = f'/cameras/{params.camera_name}'
         self._image_publisher = self.create_lifecycle_publisher(
             Image, f'{prefix}/image_raw', qos_profile_sensor_data)
         self._info_publisher = self.create_lifecycle_publisher(
             CameraInfo, f'{prefix}/camera_info', qos_profile_sensor_data)
-        self._diagnostics_publisher = self.create_publisher(
-            DiagnosticArray, '/diagnostics',
-            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         self._timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics,
                                         clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
@@ -81,6 +79,15 @@ class CameraNode(LifecycleNode):
             f'({"video file, looping" if camera.is_file else "live"}), {params.width}x'
             f'{params.height} at most {params.fps:g} fps -> {prefix}/image_raw')
         return TransitionCallbackReturn.SUCCESS
+
+    def _configure_failed(self, reason: str, params) -> TransitionCallbackReturn:
+        message = f'configure failed: {reason}'
+        self.get_logger().error(message)
+        name = params.camera_name if params else self.get_parameter('camera_name').value
+        device = params.device if params else str(self.get_parameter('device').value)
+        self._diagnostics_publisher.publish(self._diagnostic_array(name, device, 'error',
+                                                                   message, {}))
+        return TransitionCallbackReturn.FAILURE
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         result = super().on_activate(state)
@@ -115,11 +122,10 @@ class CameraNode(LifecycleNode):
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
-        for publisher in (self._image_publisher, self._info_publisher,
-                          self._diagnostics_publisher):
+        for publisher in (self._image_publisher, self._info_publisher):
             if publisher is not None:
                 self.destroy_publisher(publisher)
-        self._image_publisher = self._info_publisher = self._diagnostics_publisher = None
+        self._image_publisher = self._info_publisher = None
 
     def _stop_stream(self) -> None:
         if self._stream is not None:
@@ -166,12 +172,16 @@ class CameraNode(LifecycleNode):
                 level, message = 'warn', f'low frame rate {status.fps:.1f} fps'
             else:
                 level, message = 'ok', 'streaming'
+        self._diagnostics_publisher.publish(self._diagnostic_array(
+            params.camera_name, params.device, level, message, values))
+
+    def _diagnostic_array(self, name: str, device: str, level: str, message: str,
+                          values: dict) -> DiagnosticArray:
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = [conversions.diagnostic_status(
-            f'{self.get_name()}: camera {params.camera_name}', params.device, level, message,
-            values)]
-        self._diagnostics_publisher.publish(array)
+            f'{self.get_name()}: camera {name}', device, level, message, values)]
+        return array
 
 
 def main(args=None) -> None:

@@ -68,6 +68,8 @@ class DriverNode(LifecycleNode):
         self._loop_error = ''
         self._next_camera_s = 0.0
         self._diagnostics_timer = None
+        # Exists from start-up, so that a failed configure is reported on /diagnostics too.
+        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE)
 
     @property
     def autostart(self) -> bool:
@@ -81,22 +83,19 @@ class DriverNode(LifecycleNode):
             params = parameters.build(self, DriverParams)
             sim_params = parameters.build(self, SimParams)
         except (TypeError, ValueError) as error:
-            self.get_logger().error(f'configure failed: bad parameter: {error}')
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed(f'bad parameter: {error}')
         try:
             description = robot_description()
             backend = make_backend(params, sim_params)
             backend.connect()
         except (DriverError, OSError, ValueError) as error:
-            self.get_logger().error(f'configure failed: {params.backend} backend: {error}')
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed(f'{params.backend} backend: {error}')
         try:
             core = DriverCore(backend, params)
             core.start()
         except DriverError as error:
             backend.close()
-            self.get_logger().error(f'configure failed: first reading of the arm: {error}')
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed(f'first reading of the arm: {error}')
         self.params, self._backend, self._core = params, backend, core
         self._create_interfaces(description)
         self._start_loop()
@@ -108,6 +107,12 @@ class DriverNode(LifecycleNode):
                f'({sim_params.image_width}x{sim_params.image_height})'
                if self._is_sim else f', port {params.port} at {params.baudrate} baud'))
         return TransitionCallbackReturn.SUCCESS
+
+    def _configure_failed(self, reason: str) -> TransitionCallbackReturn:
+        message = f'configure failed: {reason}'
+        self.get_logger().error(message)
+        self._diagnostics.publish(self._diagnostic_array('error', message, {}))
+        return TransitionCallbackReturn.FAILURE
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         self._command_subscriptions = [
@@ -184,7 +189,6 @@ class DriverNode(LifecycleNode):
         self._publisher('joint_states', JointState, '/joint_states', RELIABLE)
         self._publisher('description', String, '/robot_description', LATCHED).publish(
             String(data=description))
-        self._publisher('diagnostics', DiagnosticArray, '/diagnostics', RELIABLE)
         self._service(SetBool, '~/enable_torque', self._on_enable_torque)
         self._service(ResetEpisode, '~/reset_episode', self._on_reset_episode)
         if self._is_sim:
@@ -255,6 +259,8 @@ class DriverNode(LifecycleNode):
                 width, height, stamp, frame_id, backend.camera_intrinsics(camera)))
 
     def _on_loop_error(self, error: Exception) -> None:
+        if not self.context.ok():
+            return  # shutting down (SIGINT): publishing fails, the loop is being stopped
         self._loop_error = f'{type(error).__name__}: {error}'
         self.get_logger().error(f'control cycle failed: {self._loop_error}',
                                 throttle_duration_sec=THROTTLE_S)
@@ -368,12 +374,16 @@ class DriverNode(LifecycleNode):
                     values[f'{name}.temperature_c'] = f'{joint.temperature_c:.0f}'
                 if np.isfinite(joint.voltage_v):
                     values[f'{name}.voltage_v'] = f'{joint.voltage_v:.1f}'
-        message = DiagnosticArray()
-        message.header.stamp = self.get_clock().now().to_msg()
-        message.status = [conversions.diagnostic_status(
-            f'{self.get_name()}: SO-101 driver', f'so101_{self.params.backend}', level,
-            '; '.join(problems) or 'ok', values)]
-        self._outputs['diagnostics'].publish(message)
+        self._diagnostics.publish(
+            self._diagnostic_array(level, '; '.join(problems) or 'ok', values))
+
+    def _diagnostic_array(self, level: str, message: str, values: dict) -> DiagnosticArray:
+        backend = self.get_parameter('backend').value
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        array.status = [conversions.diagnostic_status(
+            f'{self.get_name()}: SO-101 driver', f'so101_{backend}', level, message, values)]
+        return array
 
 
 def main(args=None) -> None:
