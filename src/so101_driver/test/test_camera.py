@@ -1,6 +1,4 @@
 """OpenCV capture and reconnection without ROS, on a real video file source."""
-import importlib.util
-import pathlib
 import threading
 import time
 
@@ -11,10 +9,7 @@ from so101_driver.camera import CameraStream, OpenCvCamera, parse_device
 from so101_driver.errors import CameraError
 from so101_driver.params import CameraParams
 
-_spec = importlib.util.spec_from_file_location(
-    'camera_video', pathlib.Path(__file__).with_name('camera_video.py'))
-camera_video = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(camera_video)
+RGB = (200, 50, 10)  # the colour of conftest.write_video's frames
 
 
 def test_parse_device():
@@ -22,15 +17,15 @@ def test_parse_device():
     assert parse_device('/dev/video0') == '/dev/video0'
 
 
-def test_video_file_frames_are_rgb_at_the_requested_size(tmp_path):
-    path = camera_video.write_video(tmp_path / 'cam.avi')
+def test_video_file_frames_are_rgb_at_the_requested_size(video_file):
+    path = video_file
     camera = OpenCvCamera(CameraParams(device=str(path), width=32, height=24))
     assert camera.is_file
     camera.open()
     frame = camera.read()
     camera.release()
     assert frame.shape == (24, 32, 3) and frame.dtype == np.uint8
-    np.testing.assert_allclose(frame[20, 16], camera_video.RGB, atol=12)
+    np.testing.assert_allclose(frame[20, 16], RGB, atol=12)
 
 
 def test_missing_device_raises_a_clear_error(tmp_path):
@@ -39,8 +34,8 @@ def test_missing_device_raises_a_clear_error(tmp_path):
         camera.open()
 
 
-def test_stream_loops_a_file_and_reconnects_after_it_disappears(tmp_path):
-    path = camera_video.write_video(tmp_path / 'cam.avi', frames=5)
+def test_stream_loops_a_file_and_reconnects_after_it_disappears(video_file, tmp_path):
+    path = video_file
     params = CameraParams(device=str(path), width=64, height=48, fps=50.0,
                           reconnect_interval_s=0.1)
     frames, events = [], []
@@ -53,7 +48,7 @@ def test_stream_loops_a_file_and_reconnects_after_it_disappears(tmp_path):
     stream = CameraStream(OpenCvCamera(params), on_frame, lambda k, m: events.append((k, m)))
     stream.start()
     try:
-        _wait(lambda: len(frames) >= 12, 'frames across the end of the 5-frame file')
+        _wait(lambda: len(frames) >= 25, 'frames across the end of the 10-frame file')
         assert [kind for kind, _ in events] == ['opened']
         assert stream.status().connected and stream.status().fps > 20
         path.rename(tmp_path / 'moved.avi')  # the camera disappears

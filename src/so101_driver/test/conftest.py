@@ -1,8 +1,10 @@
-"""A small video file that stands in for a camera in tests (real OpenCV capture, no hardware)."""
+"""Fixtures of the so101_driver tests: a video file that stands in for a camera (real OpenCV
+capture, no hardware)."""
 import pathlib
 
 import cv2
 import numpy as np
+import pytest
 
 RGB = (200, 50, 10)
 WIDTH, HEIGHT = 64, 48
@@ -19,3 +21,9 @@ def write_video(path: pathlib.Path, frames: int = 10, fps: float = 20.0) -> path
         writer.write(frame)
     writer.release()
     return path
+
+
+@pytest.fixture
+def video_file(tmp_path):
+    """A 10-frame, 64x48 MJPG video file (solid RGB colour, moving white square)."""
+    return write_video(tmp_path / 'camera.avi')
