@@ -7,7 +7,7 @@ NODE = '/so101_driver'
 
 
 @pytest.mark.parametrize('parameters, reason', [
-    ({'control_rate_hz': -5.0}, 'control_rate_hz: must be in [1, 1000] Hz'),
+    ({'control_rate_hz': -5.0}, 'control_rate_hz'),
     ({'command_timeout_s': 'soon'}, 'command_timeout_s'),
     ({'backend': 'real', 'port': '/dev/does-not-exist-so101'}, 'real backend'),
 ])

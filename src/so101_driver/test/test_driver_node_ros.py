@@ -258,6 +258,17 @@ def test_ground_truth_and_camera_images_are_published(ros_client, driver, topics
     assert info.width == 128 and info.k[0] > 0
 
 
+def test_parameter_changes_are_refused_while_configured(ros_client, driver):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    ensure_state(ros_client, 'active')
+    value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=2.0)
+    request = SetParameters.Request(parameters=[Parameter(name='command_timeout_s', value=value)])
+    result = ros_client.call(SetParameters, '/so101_driver/set_parameters', request).results[0]
+    assert not result.successful and 'read at configure' in result.reason
+
+
 def test_deactivate_holds_the_arm_and_cleanup_stops_the_streams(ros_client, driver, topics):
     from builtin_interfaces.msg import Duration
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint

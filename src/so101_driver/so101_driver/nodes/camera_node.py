@@ -35,6 +35,7 @@ class CameraNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
         self._parameter_errors = parameters.declare(self, CameraParams, READ_ONLY)
+        parameters.reject_while_configured(self, lambda: self._camera is not None)
         self.params: CameraParams | None = None
         self._camera: OpenCvCamera | None = None
         self._stream: CameraStream | None = None

@@ -58,6 +58,7 @@ class DriverNode(LifecycleNode):
         super().__init__(NODE_NAME, **kwargs)
         self._parameter_errors = parameters.declare(self, DriverParams, READ_ONLY)
         self._parameter_errors += parameters.declare(self, SimParams, READ_ONLY)
+        parameters.reject_while_configured(self, lambda: self._core is not None)
         self.params: DriverParams | None = None
         self._backend = None
         self._core: DriverCore | None = None

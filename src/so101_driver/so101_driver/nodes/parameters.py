@@ -1,7 +1,10 @@
 """Declare ROS parameters from a params dataclass and build the dataclass back from them.
 
-Descriptions come from the dataclass fields' docstrings. A value the declaration refuses (wrong
-type) is recorded instead of crashing the constructor, so that configure fails with the reason.
+Descriptions come from the dataclass fields' docstrings and ranges from their ``within`` bounds.
+A value the declaration refuses (wrong type, out of range) is recorded instead of crashing the
+constructor, so that configure fails with the reason. The nodes read their parameters at
+configure; ``reject_while_configured`` refuses changes between configure and cleanup, where
+they would silently not apply.
 """
 import ast
 import dataclasses
@@ -10,7 +13,13 @@ import inspect
 import textwrap
 import typing
 
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+    SetParametersResult,
+)
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
 _TYPES = {
@@ -69,6 +78,14 @@ def declare(node, cls, read_only: frozenset[str] = frozenset()) -> list[str]:
         descriptor = ParameterDescriptor(
             name=field.name, type=kind, description=docs.get(field.name, ''),
             read_only=field.name in read_only)
+        if 'range' in field.metadata:
+            low, high = field.metadata['range']
+            if kind == ParameterType.PARAMETER_INTEGER:
+                descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high),
+                                                         step=0)]
+            else:
+                descriptor.floating_point_range = [FloatingPointRange(
+                    from_value=float(low), to_value=float(high), step=0.0)]
         try:
             node.declare_parameter(field.name, value, descriptor)
         except (InvalidParameterTypeException, InvalidParameterValueException) as error:
@@ -86,3 +103,18 @@ def build(node, cls):
         element, is_array = _element_type(hints[field.name])
         values[field.name] = tuple(value) if is_array else value
     return cls(**values)
+
+
+def reject_while_configured(node, is_configured, exempt=frozenset({'use_sim_time'})) -> None:
+    """Refuse parameter changes while ``is_configured()``: they are read at configure."""
+
+    def check(changes):
+        names = [change.name for change in changes if change.name not in exempt]
+        if names and is_configured():
+            return SetParametersResult(
+                successful=False,
+                reason=f'{", ".join(names)}: parameters are read at configure; cleanup, set '
+                       'them, then configure again')
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(check)
