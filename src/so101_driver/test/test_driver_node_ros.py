@@ -13,7 +13,7 @@ pytestmark = pytest.mark.ros
 NODE = '/so101_driver'
 JOINTS = ['shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper']
 PARAMETERS = {'control_rate_hz': 100.0, 'camera_rate_hz': 10.0, 'command_timeout_s': 0.5,
-              'real_time_factor': 1.0, 'home_randomization_rad': 0.0}
+              'real_time_factor': 1.0, 'home_randomization_rad': 0.0, 'use_sim_time': True}
 
 
 @pytest.fixture(scope='module')
@@ -116,6 +116,8 @@ def test_state_description_and_diagnostics_flow_once_configured(ros_client, driv
     ros_client.spin_until(lambda: len(topics['diagnostics']) >= 1, 10, 'diagnostics')
     status, values = driver_status(topics['diagnostics'])
     assert values['backend'] == 'sim' and values['active'] == 'False'
+    stamp = topics['diagnostics'].last.header.stamp
+    assert stamp.sec < 3600  # use_sim_time: the node's clock is the simulated /clock
     clock = topics['clock']
     ros_client.spin_until(lambda: len(clock) >= 10, 10, '/clock')
     assert clock.messages[-1].clock.sec * 1e9 + clock.messages[-1].clock.nanosec > \

@@ -52,3 +52,35 @@ def test_robot_description_uses_absolute_existing_mesh_uris():
     assert sorted(joints) == sorted(['shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex',
                                      'wrist_roll', 'gripper'])
     assert any(link.get('name') == 'gripper_frame_link' for link in root.iter('link'))
+
+
+@pytest.mark.parametrize('name, classes', [
+    ('driver.yaml', (DriverParams, SimParams)),
+    ('camera.yaml', (CameraParams,)),
+])
+def test_shipped_config_files_name_real_parameters_with_valid_values(name, classes):
+    import dataclasses
+
+    import yaml
+
+    path = pathlib.Path(__file__).resolve().parents[1] / 'config' / name
+    (section,) = yaml.safe_load(path.read_text()).values()
+    values = section['ros__parameters']
+    known = {field.name: cls for cls in classes for field in dataclasses.fields(cls)}
+    assert set(values) <= set(known), set(values) - set(known)
+    for cls in classes:
+        fields = {field.name for field in dataclasses.fields(cls)}
+        cls(**{key: tuple(value) if isinstance(value, list) else value
+               for key, value in values.items() if key in fields})
+    for key, value in values.items():  # the YAML types match the declared types
+        default = getattr(known[key](), key)
+        assert type(value) is type(default) or isinstance(value, list), (key, value)
+
+
+def test_readme_documents_every_parameter():
+    import dataclasses
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / 'README.md').read_text()
+    missing = [field.name for cls in (DriverParams, SimParams, CameraParams)
+               for field in dataclasses.fields(cls) if f'`{field.name}`' not in readme]
+    assert not missing, f'README.md does not document {missing}'
