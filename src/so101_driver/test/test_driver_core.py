@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from so101_driver.backend import BackendHealth, JointHealth, JointSample
-from so101_driver.driver_core import DriverCore, DriverLoop, Mode, make_backend
+from so101_driver.driver_core import DriverCore, Mode, make_backend
+from so101_driver.driver_loop import DriverLoop
 from so101_driver.errors import CommandError, ConfigurationError, DriverError, TransportError
 from so101_driver.model_files import JOINT_NAMES
 from so101_driver.params import DriverParams, SimParams
@@ -266,3 +267,19 @@ def test_real_backend_without_hardware_fails_with_a_driver_error():
         return
     with pytest.raises(DriverError):
         backend.connect()
+
+
+def test_report_levels_for_diagnostics():
+    core, backend = make_core()
+    level, message, values = core.report(loop_running=True, loop_rate_hz=99.5)
+    assert (level, message) == ('ok', 'ok') and values['loop_rate_hz'] == '99.5'
+    assert values['commands_rejected'] == 0 and values['mode'] == 'hold'
+    core.set_torque(False)
+    assert core.report(loop_running=True)[0] == 'warn'
+    core.set_torque(True)
+    backend.faults = ('overheat',)
+    level, message, _ = core.report(loop_running=True)
+    assert level == 'error' and 'overheat' in message and core.mode is Mode.HOLD
+    backend.faults = ()
+    level, message, _ = core.report(loop_running=False, loop_error='TransportError: timeout')
+    assert level == 'error' and 'loop stopped' in message and 'timeout' in message

@@ -33,7 +33,8 @@ from trajectory_msgs.msg import JointTrajectory
 from hilserl_msgs.msg import SimGroundTruth
 from hilserl_msgs.srv import ResetEpisode
 from so101_driver.description import robot_description
-from so101_driver.driver_core import DriverCore, DriverLoop, make_backend
+from so101_driver.driver_core import DriverCore, make_backend
+from so101_driver.driver_loop import DriverLoop
 from so101_driver.errors import CommandError, DriverError
 from so101_driver.model_files import JOINT_NAMES
 from so101_driver.nodes import conversions, parameters
@@ -329,54 +330,17 @@ class DriverNode(LifecycleNode):
 
     # --- diagnostics (executor thread, wall-clock timer) ---------------------------------
     def _publish_diagnostics(self) -> None:
-        core = self._core
+        core, loop = self._core, self._loop
         if core is None:
             return
-        level, problems = 'ok', []
-        values = {'backend': self.params.backend}
-        try:
-            health = core.check_health()
-            values.update(health.counters)
-            values['backend_message'] = health.message
-        except DriverError as error:
-            level, health = 'error', None
-            problems.append(f'health check failed: {error}')
-            core.hold('health_check_failed')
+        level, message, values = core.report(loop is not None and loop.running,
+                                             self._loop_error, loop.rate_hz if loop else 0.0)
         if core.fault:
-            level = 'error'
-            problems.append(f'fault (holding): {core.fault}')
             self.get_logger().error(f'backend fault, holding the arm: {core.fault}',
                                     throttle_duration_sec=THROTTLE_S)
-        if self._loop_error:
-            level = 'error'
-            problems.append(f'control cycle failing: {self._loop_error}')
-        if self._loop is None or not self._loop.running:
-            level = 'error'
-            problems.append('control loop stopped')
-        if level == 'ok' and not core.torque_enabled:
-            level = 'warn'
-            problems.append('torque disabled')
-        counters = core.counters
-        values.update({
-            'active': core.active, 'mode': core.mode.value, 'torque_enabled': core.torque_enabled,
-            'loop_rate_hz': f'{self._loop.rate_hz:.1f}' if self._loop else '0',
-            'loop_overruns': self._loop.overruns if self._loop else 0,
-            'commands_accepted': counters.commands_accepted,
-            'commands_rejected': counters.commands_rejected,
-            'commands_clamped': counters.commands_clamped,
-            'trajectories_accepted': counters.trajectories_accepted,
-            'command_timeouts': counters.command_timeouts,
-            'read_errors': counters.read_errors,
-            'last_rejection': core.last_rejection,
-        })
-        if health is not None:
-            for name, joint in health.joints.items():
-                if np.isfinite(joint.temperature_c):
-                    values[f'{name}.temperature_c'] = f'{joint.temperature_c:.0f}'
-                if np.isfinite(joint.voltage_v):
-                    values[f'{name}.voltage_v'] = f'{joint.voltage_v:.1f}'
-        self._diagnostics.publish(
-            self._diagnostic_array(level, '; '.join(problems) or 'ok', values))
+        values.update(backend=self.params.backend,
+                      loop_overruns=loop.overruns if loop else 0)
+        self._diagnostics.publish(self._diagnostic_array(level, message, values))
 
     def _diagnostic_array(self, level: str, message: str, values: dict) -> DiagnosticArray:
         backend = self.get_parameter('backend').value
