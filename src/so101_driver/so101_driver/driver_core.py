@@ -105,12 +105,18 @@ class DriverCore:
 
     # --- set-up --------------------------------------------------------------------------
     def start(self) -> JointSample:
-        """Read the arm and hold where it is (call once after ``backend.connect()``)."""
+        """Hold the arm where it is, torque on (call once after ``backend.connect()``).
+
+        The goal is set to the present position before the torque goes on, so nothing jumps.
+        """
         with self.lock:
             sample = self.backend.read()
             self._check_sample(sample)
             self.last_sample = sample
             self._target = self._clamp(sample.positions_rad)[0]
+            self.backend.write_positions(self._target.copy())
+            self.backend.set_torque(True)
+            self.torque_enabled = True
             self.mode = Mode.HOLD
             return sample
 
@@ -272,7 +278,11 @@ class DriverCore:
                 sample = self.backend.read()
                 self._check_sample(sample)
             except DriverError:
+                # Without a reading nothing may move on: stop a trajectory or a stream (which
+                # would otherwise jump ahead or resume a stale command) at the last target.
                 self.counters.read_errors += 1
+                self._trajectory = None
+                self.mode = Mode.HOLD
                 raise
             self.last_sample = sample
             now = sample.stamp_s

@@ -82,8 +82,13 @@ def run(core, backend, seconds, period=0.01):
 
 
 def test_start_holds_where_the_arm_is_and_commands_need_activation():
-    core, backend = make_core()
+    backend = IdealServoBackend()
+    backend.torque = False
+    backend.targets = START + 1.0  # a stale goal in the servos
+    core, backend = make_core(backend)
     np.testing.assert_allclose(core.target_rad, START)
+    np.testing.assert_allclose(backend.targets, START)  # goal = present, then torque on
+    assert backend.torque and core.torque_enabled
     with pytest.raises(CommandError, match='not active'):
         core.submit_positions(START + 0.1)
     run(core, backend, 0.1)
@@ -283,3 +288,18 @@ def test_report_levels_for_diagnostics():
     backend.faults = ()
     level, message, _ = core.report(loop_running=False, loop_error='TransportError: timeout')
     assert level == 'error' and 'loop stopped' in message and 'timeout' in message
+
+
+def test_a_failed_reading_stops_a_trajectory_where_it_is():
+    core, backend = make_core()
+    core.activate()
+    core.submit_trajectory(TrajectoryCommand(JOINT_NAMES, [1.0], [START + 0.5]))
+    run(core, backend, 0.3)
+    target = core.target_rad
+    backend.read_failures = 1
+    with pytest.raises(TransportError):
+        core.cycle()
+    backend.time_s += 1.0  # the bus was silent for a second
+    result = run(core, backend, 0.1)
+    assert result.mode is Mode.HOLD
+    np.testing.assert_allclose(result.target_rad, target)  # no jump ahead

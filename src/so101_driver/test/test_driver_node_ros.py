@@ -246,12 +246,16 @@ def test_ground_truth_and_camera_images_are_published(ros_client, driver, topics
         topics[name].clear()
     ros_client.spin_for(1.0)
     truth = topics['truth'].last
-    assert len(topics['truth']) > 50 and truth.header.frame_id == 'world'
+    assert truth.header.frame_id == 'world'
     assert 0.0 < truth.tcp_pose.position.z < 0.3 and not truth.success
     assert abs(truth.object_height_m) < 2e-3
+    stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+              for m in topics['truth'].messages]
+    simulated_s = stamps[-1] - stamps[0]  # the sim may run slower than real time under load
+    assert simulated_s > 0.2 and len(stamps) == pytest.approx(100 * simulated_s + 1, abs=2)
     for camera in ('front', 'wrist'):
         images = topics[camera]
-        assert 5 <= len(images) <= 15, f'{camera}: {len(images)} images in 1 s at 10 Hz'
+        assert len(images) == pytest.approx(10 * simulated_s, abs=2), camera  # 10 Hz
         image = images.last
         assert (image.width, image.height, image.encoding) == (128, 128, 'rgb8')
         pixels = np.frombuffer(bytes(image.data), np.uint8).reshape(128, 128, 3)

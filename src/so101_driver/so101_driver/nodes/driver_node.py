@@ -86,11 +86,14 @@ class DriverNode(LifecycleNode):
             sim_params = parameters.build(self, SimParams)
         except (TypeError, ValueError) as error:
             return self._configure_failed(f'bad parameter: {error}')
+        backend = None
         try:
             description = robot_description()
             backend = make_backend(params, sim_params)
             backend.connect()
         except (DriverError, OSError, ValueError) as error:
+            if backend is not None:
+                backend.close()
             return self._configure_failed(f'{params.backend} backend: {error}')
         try:
             core = DriverCore(backend, params)
