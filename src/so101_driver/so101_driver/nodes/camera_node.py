@@ -7,6 +7,7 @@ Interface (parameters: ``CameraParams``, README.md):
   and ``/cameras/<camera_name>/camera_info`` (sensor_msgs/CameraInfo, size only: uncalibrated)
   while active, and ``/diagnostics`` (ERROR while the camera is lost) from configure on.
 
+Topic names are relative (they move with a robot namespace), except /diagnostics.
 Configure opens the camera (and fails with the reason when it cannot); activate starts the
 capture thread; a camera that disappears is reopened every ``reconnect_interval_s``.
 """
@@ -68,7 +69,7 @@ class CameraNode(LifecycleNode):
             camera.release()
             return self._configure_failed(str(error), params)
         self.params, self._camera = params, camera
-        prefix = f'/cameras/{params.camera_name}'
+        prefix = f'cameras/{params.camera_name}'
         self._image_publisher = self.create_lifecycle_publisher(
             Image, f'{prefix}/image_raw', qos_profile_sensor_data)
         self._info_publisher = self.create_lifecycle_publisher(

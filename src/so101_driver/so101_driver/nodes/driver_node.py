@@ -12,6 +12,7 @@ Interface (see README.md for the parameters):
 - serves ``~/enable_torque`` (std_srvs/SetBool) and ``~/reset_episode``
   (hilserl_msgs/ResetEpisode).
 
+Names are relative (they move with a robot namespace), except /clock and /diagnostics.
 State topics flow from configure to cleanup (the robot stays visible while inactive);
 commands are taken only while active. Deactivate holds the arm where it is.
 """
@@ -121,10 +122,10 @@ class DriverNode(LifecycleNode):
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         self._command_subscriptions = [
-            self.create_subscription(Float64MultiArray, '/forward_position_controller/commands',
+            self.create_subscription(Float64MultiArray, 'forward_position_controller/commands',
                                      self._on_position_command, RELIABLE),
             self.create_subscription(JointTrajectory,
-                                     '/joint_trajectory_controller/joint_trajectory',
+                                     'joint_trajectory_controller/joint_trajectory',
                                      self._on_trajectory, RELIABLE),
         ]
         self._core.activate()
@@ -191,8 +192,8 @@ class DriverNode(LifecycleNode):
                                self.create_service(srv_type, name, callback)))
 
     def _create_interfaces(self, description: str) -> None:
-        self._publisher('joint_states', JointState, '/joint_states', RELIABLE)
-        self._publisher('description', String, '/robot_description', LATCHED).publish(
+        self._publisher('joint_states', JointState, 'joint_states', RELIABLE)
+        self._publisher('description', String, 'robot_description', LATCHED).publish(
             String(data=description))
         self._service(SetBool, '~/enable_torque', self._on_enable_torque)
         self._service(ResetEpisode, '~/reset_episode', self._on_reset_episode)
@@ -201,9 +202,9 @@ class DriverNode(LifecycleNode):
             if self.params.publish_ground_truth:
                 self._publisher('ground_truth', SimGroundTruth, '~/ground_truth', RELIABLE)
             for camera in self._backend.camera_names:
-                self._publisher(('image', camera), Image, f'/cameras/{camera}/image_raw',
+                self._publisher(('image', camera), Image, f'cameras/{camera}/image_raw',
                                 qos_profile_sensor_data)
-                self._publisher(('info', camera), CameraInfo, f'/cameras/{camera}/camera_info',
+                self._publisher(('info', camera), CameraInfo, f'cameras/{camera}/camera_info',
                                 qos_profile_sensor_data)
         self._diagnostics_timer = self.create_timer(
             self.params.diagnostics_period_s, self._publish_diagnostics,

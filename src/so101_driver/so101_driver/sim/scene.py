@@ -10,7 +10,7 @@ The robot is the official SO-101 MJCF (new calibration) loaded from the installe
   tips, inert in the package's file) enabled for contact, with the cube's friction;
 - a table whose top is the plane z = 0 of the robot base frame (= the world frame);
 - a cube on a free joint (``cube``), a fixed scene camera ``front`` and a ``wrist`` camera on
-  the gripper;
+  the gripper, and a site ``gripper_frame_link`` at the URDF's TCP frame;
 - cheap visuals for software rendering: decimated render meshes, no shadows, no reflections,
   no multisampling, no skybox.
 """
@@ -23,7 +23,12 @@ from so101_driver.sim import meshes
 CUBE_BODY = 'cube'
 CUBE_GEOM = 'cube'
 TABLE_GEOM = 'table'
-TCP_SITE = 'gripperframe'
+TCP_SITE = 'gripper_frame_link'
+"""A site at the URDF's ``gripper_frame_link`` (position and orientation), so poses match
+``so101_driver.kinematics``. (The official MJCF's ``gripperframe`` site has the same position
+but other axes.)"""
+TCP_POS_IN_GRIPPER_M = (-0.0079, -0.00022, -0.0981)
+TCP_QUAT_IN_GRIPPER = (0.0, 0.0, 1.0, 0.0)  # URDF rpy (0, pi, 0)
 JAW_PADS = ('fixed_jaw_pad', 'moving_jaw_pad')
 FIXED_JAW_BODY = 'gripper'
 MOVING_JAW_BODY = 'moving_jaw_so101_v1'
@@ -72,6 +77,7 @@ def build_spec(params: SimParams):
     _set_visual(spec, params)
     _add_table_and_cube(spec, params)
     _add_cameras(spec)
+    _add_tcp_site(spec)
     return spec
 
 
@@ -166,6 +172,11 @@ def _add_table_and_cube(spec, params: SimParams) -> None:
                   mass=params.cube_mass_kg, rgba=[0.85, 0.15, 0.1, 1.0],
                   friction=[params.grip_friction, 0.005, 0.0001], condim=4,
                   solref=[0.01, 1.0])
+
+
+def _add_tcp_site(spec) -> None:
+    spec.body(FIXED_JAW_BODY).add_site(name=TCP_SITE, pos=list(TCP_POS_IN_GRIPPER_M),
+                                       quat=list(TCP_QUAT_IN_GRIPPER), group=4)
 
 
 def _add_cameras(spec) -> None:

@@ -23,10 +23,6 @@ from so101_driver.model_files import JOINT_NAMES
 from so101_driver.params import SimParams
 from so101_driver.sim import scene
 
-TCP_SITE = 'gripper_frame_link'
-"""A site at the URDF's ``gripper_frame_link`` (position and orientation), so poses match
-``so101_driver.kinematics``. (The official MJCF's ``gripperframe`` site has the same position
-but other axes.)"""
 MAX_SEED = 2**63 - 1
 
 
@@ -70,11 +66,7 @@ class So101Sim:
 
         self._mujoco = mujoco
         self.params = params or SimParams()
-        spec = scene.build_spec(self.params)
-        gripper = spec.body(scene.FIXED_JAW_BODY)
-        gripper.add_site(name=TCP_SITE, pos=[-0.0079, -0.00022, -0.0981], quat=[0, 0, 1, 0],
-                         group=4)
-        self.model = spec.compile()
+        self.model = scene.build_model(self.params)
         self.data = mujoco.MjData(self.model)
         model = self.model
         self.joint_names = JOINT_NAMES
@@ -88,7 +80,7 @@ class So101Sim:
         self._cube_qpos = cube_joint.qposadr[0]
         self._cube_body = model.body(scene.CUBE_BODY).id
         self._cube_geom = model.geom(scene.CUBE_GEOM).id
-        self._tcp_site = model.site(TCP_SITE).id
+        self._tcp_site = model.site(scene.TCP_SITE).id
         self._fixed_jaw_body = model.body(scene.FIXED_JAW_BODY).id
         self._moving_jaw_body = model.body(scene.MOVING_JAW_BODY).id
         self._cameras = {name: model.camera(name).id for name in self.params.camera_names}
