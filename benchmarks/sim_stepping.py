@@ -9,7 +9,8 @@ A control loop at 30 Hz steps the physics by 1/30 s and renders both cameras ('f
      with and without rendering.
 
 Usage:  MUJOCO_GL=egl python benchmarks/sim_stepping.py [--cores 2] [--seconds 10]
-Exit status 0 when the real-time run sustained at least --rate-hz.
+Exit status 0 when the real-time run sustained --rate-hz: achieved rate >= 98 % of it and the
+95th percentile of the compute time per step below one period.
 """
 import argparse
 import os
@@ -112,9 +113,11 @@ def main():
     print(f'fast, cameras  : {fast_rate:6.1f} steps/s = {speed_up:.2f}x real time')
     print(f'fast, physics  : {physics_rate:6.1f} steps/s = {physics_speed_up:.2f}x real time '
           '(no rendering)')
-    sustained = rate >= 0.98 * args.rate_hz and late <= 0.02 * steps
+    # Sustained: the loop kept the rate, and 95 % of the steps needed less than a period
+    # (single late steps come from other processes on a shared machine; the next catch up).
+    sustained = rate >= 0.98 * args.rate_hz and np.percentile(compute, 95) < 1.0 / args.rate_hz
     print(f'{"PASS" if sustained else "FAIL"}: {args.rate_hz:g} Hz in real time with both '
-          'cameras rendered every step')
+          'cameras rendered every step (achieved rate >= 98 %, p95 compute < one period)')
     raise SystemExit(0 if sustained else 1)
 
 
