@@ -16,6 +16,7 @@ Names are relative (they move with a robot namespace), except /clock and /diagno
 State topics flow from configure to cleanup (the robot stays visible while inactive);
 commands are taken only while active. Deactivate holds the arm where it is.
 """
+import os
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -356,6 +357,9 @@ class DriverNode(LifecycleNode):
 
 
 def main(args=None) -> None:
+    # Offscreen rendering without a display (a robot computer, CI): EGL unless the user chose.
+    os.environ.setdefault('MUJOCO_GL', 'egl')
+    os.environ.setdefault('PYOPENGL_PLATFORM', os.environ['MUJOCO_GL'])
     rclpy.init(args=args)
     node = None
     try:
