@@ -33,6 +33,8 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
+            'driver_node = so101_driver.nodes.driver_node:main',
+            'camera_node = so101_driver.nodes.camera_node:main',
             'virtual_bus = so101_driver.feetech.virtual_bus:main',
             'calibrate = so101_driver.feetech.calibrate_cli:main',
         ],

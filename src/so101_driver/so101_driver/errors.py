@@ -38,4 +38,10 @@ class ServoFaultError(DriverError):
 
 
 class CommandError(DriverError, ValueError):
-    """A command the backend refuses: wrong length or a non-finite value (NaN, inf)."""
+    """A command was rejected: wrong length, NaN/inf, unknown joint, bad timing, or the driver
+    cannot take commands now (inactive, torque off, fault).
+    """
+
+
+class CameraError(DriverError):
+    """A camera cannot be opened, or stopped delivering frames."""
