@@ -96,6 +96,7 @@ class KeyboardTeleopNode(Node):
         """End the intervention before exiting (best effort: the context may be shut down)."""
         if self.context.ok():
             self.outputs.publish(self.core.release())
+            self.outputs.flush()
 
 
 def main(args=None):

@@ -119,6 +119,7 @@ class TeleopNode(LifecycleNode):
         """The process is ending while active: stop and publish the intervention's end."""
         if self._subscription is not None and self.context.ok():
             self._stop()
+            self._outputs.flush()
 
     def _release_all(self) -> None:
         if self._outputs is not None:

@@ -1,4 +1,5 @@
 """Topics and QoS of the teleop outputs, shared by teleop_node and keyboard_teleop."""
+from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool
 
@@ -53,6 +54,13 @@ class TeleopPublishers:
 
     def publish_intervention(self, status: InterventionStatus) -> None:
         self.intervention.publish(conversions.intervention_message(status, self._stamp()))
+
+    def flush(self, timeout_s: float = 1.0) -> bool:
+        """Wait until the subscribers acknowledged everything published (before exiting)."""
+        deadline = Duration(seconds=timeout_s)
+        acked = [publisher.wait_for_all_acked(deadline)  # every one, no short-circuit
+                 for publisher in (self.estop, self.event, self.intervention, self.command)]
+        return all(acked)
 
     def destroy(self) -> None:
         destroy = (self._node.destroy_lifecycle_publisher if self._lifecycle

@@ -117,10 +117,9 @@ def test_keys_typed_in_a_terminal_drive_the_same_topics(keyboard, ros_client):
     assert right.delta_m.y == pytest.approx(-STEP_M, rel=0.5)
     keyboard.type(b'c')  # close the gripper
     latest(lambda c: c.gripper_command == EndEffectorCommand.GRIPPER_CLOSE, 'gripper close')
-    ros_client.spin_for(0.5)  # the key holds (0.4 s) expire: the arm is held still
-    still = commands.last
-    assert (still.delta_m.x, still.delta_m.y, still.delta_m.z) == (0.0, 0.0, 0.0)
-    assert still.gripper_command == EndEffectorCommand.GRIPPER_STAY
+    # The key holds (0.4 s) expire: the arm is held still.
+    latest(lambda c: (c.delta_m.x, c.delta_m.y, c.delta_m.z) == (0.0, 0.0, 0.0)
+           and c.gripper_command == EndEffectorCommand.GRIPPER_STAY, 'a still command')
 
     keyboard.type(b'\r')
     keyboard.type(b'f')
