@@ -28,8 +28,9 @@ class GamepadNode(Node):
         Sticks read +1 left / up; game-controller triggers 0 at rest, -1 fully pressed.
     Parameters: see hilserl_actor.params.GamepadParams (device_id, device_name, layout,
       deadzone, autorepeat_rate, coalesce_interval_ms as joy's; poll_rate_hz, scan_interval_s).
-    Without a pad it publishes nothing, warns every 10 s and keeps looking (hot-plug); when the
-    pad is unplugged it stops publishing, warns, and resumes when it is plugged back in.
+    Without a pad it publishes nothing, warns every 10 s and looks for one every
+    scan_interval_s (hot-plug); when the pad is unplugged it stops publishing, warns, and
+    resumes when it is plugged back in.
     """
 
     def __init__(self, **kwargs):
@@ -42,17 +43,24 @@ class GamepadNode(Node):
         self._scheduler = JoyPublishScheduler(params.autorepeat_rate,
                                               params.coalesce_interval_ms / 1000.0)
         self._publisher = self.create_publisher(Joy, 'joy', JOY_QOS)
-        self._next_scan_s = 0.0
         self._last_no_pad_warning_s = None
-        self._timer = self.create_timer(1.0 / params.poll_rate_hz, self._on_poll)
+        self._timer = None
+        self._set_period(params.scan_interval_s)
         self.get_logger().info(f'started: {summary(params)}')
+
+    def _set_period(self, period_s: float) -> None:
+        """Poll at poll_rate_hz while a pad is open, and only every scan_interval_s without."""
+        if self._timer is not None:
+            if abs(self._timer.timer_period_ns - period_s * 1e9) < 1e3:
+                return
+            self.destroy_timer(self._timer)
+        self._timer = self.create_timer(period_s, self._on_poll)
 
     def _on_poll(self) -> None:
         now = time.monotonic()
-        scan = not self._pad.connected and now >= self._next_scan_s
-        if scan:
-            self._next_scan_s = now + self.params.scan_interval_s
-        result = self._pad.poll(scan)
+        result = self._pad.poll(scan=not self._pad.connected)
+        self._set_period(1.0 / self.params.poll_rate_hz if self._pad.connected
+                         else self.params.scan_interval_s)
         for line in result.info:
             self.get_logger().info(line)
         for line in result.warnings:

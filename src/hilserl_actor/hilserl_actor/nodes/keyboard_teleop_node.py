@@ -10,7 +10,7 @@ from rclpy.node import Node
 
 from hilserl_actor.errors import TerminalError
 from hilserl_actor.nodes.parameters import declare_from_dataclass, params_from_node, summary
-from hilserl_actor.nodes.process import init_with_exit_signals
+from hilserl_actor.nodes.process import exit_requested, init_with_exit_signals
 from hilserl_actor.nodes.teleop_outputs import TeleopPublishers
 from hilserl_actor.params import KeyboardTeleopParams
 from hilserl_actor.teleop import terminal
@@ -52,7 +52,7 @@ class KeyboardTeleopNode(Node):
         next_tick = next_period = time.monotonic()
         note = ''
         screen.show_help()
-        while self.context.ok():
+        while self.context.ok() and not exit_requested():
             now = time.monotonic()
             wake = min(next_tick, decoder.deadline_s or next_tick)
             readable, _, _ = select.select([fd], [], [], max(0.0, wake - now))

@@ -38,6 +38,8 @@ class SdlGamepad:
         os.environ.setdefault('SDL_VIDEODRIVER', 'dummy')
         # Read the pad even while another window has the focus (joy does not need focus either).
         os.environ.setdefault('SDL_JOYSTICK_ALLOW_BACKGROUND_EVENTS', '1')
+        # Signals stay with the program (Ctrl-C must not become an SDL quit event).
+        os.environ.setdefault('SDL_NO_SIGNAL_HANDLERS', '1')
         try:
             import pygame
             import pygame._sdl2.controller as controller

@@ -102,7 +102,9 @@ def test_virtual_pad_drives_teleop_and_survives_unplugging(ros_client, ros_proce
             10, 'a human command from the virtual pad')
         assert (command.delta_m.x, command.delta_m.y, command.delta_m.z) == pytest.approx(
             (0.0, 0.01, 0.0))
-        assert states.last.active and states.last.intervention_count == 1
+        active = ros_client.spin_until(lambda: states.last if states.last and states.last.active
+                                       else None, 5, 'the active intervention')
+        assert active.intervention_count == 1
 
         # Unplug: /joy stops (joy's behaviour), so teleop's input times out and releases.
         pad.send('detach')

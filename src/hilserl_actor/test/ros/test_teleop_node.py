@@ -58,6 +58,10 @@ def joy(ros_client):
     return helpers.JoyDriver(ros_client)
 
 
+def is_active(states) -> bool:
+    return states.last is not None and states.last.active
+
+
 def latched_state(ros_client, predicate, timeout_s=5.0):
     """The intervention state a *new* (late) transient-local subscriber receives."""
     from hilserl_msgs.msg import InterventionState
@@ -132,7 +136,7 @@ def test_estop_button_latches(teleop, joy, outputs):
 
 def test_malformed_joy_is_rejected_and_the_input_times_out(teleop, joy, outputs):
     commands, states = outputs['command'], outputs['state']
-    joy.hold(joy_state(RB), 2.0, until=lambda: states.last.active)
+    joy.hold(joy_state(RB), 2.0, until=lambda: is_active(states))
     # NaN axes with the takeover "released": rejected, so the intervention stays on ...
     nan_state = joy_state(left_y=float('nan'))
     joy.hold(nan_state, 0.4)
@@ -145,6 +149,22 @@ def test_malformed_joy_is_rejected_and_the_input_times_out(teleop, joy, outputs)
     joy.hold(([0.0] * 5, [0] * 21), 0.3)  # too few axes: rejected too
     assert len(commands) == count
 
+
+def test_deactivate_releases_and_activate_resumes(teleop, ros_client, joy, outputs):
+    commands, states = outputs['command'], outputs['state']
+    joy.hold(joy_state(RB), 2.0, until=lambda: is_active(states))
+    count = states.last.intervention_count
+    assert ros_client.lifecycle_transition('teleop', 'deactivate')
+    ros_client.spin_until(lambda: not states.last.active, 5, 'the release on deactivate')
+    ros_client.spin_for(0.2)
+    before = len(commands)
+    joy.hold(joy_state(RB), 0.4)  # an inactive node ignores the pad
+    assert len(commands) == before and not states.last.active
+    assert ros_client.lifecycle_transition('teleop', 'cleanup')
+    ros_client.bring_up('teleop')
+    joy.hold(joy_state(RB), 3.0, until=lambda: is_active(states))
+    assert states.last.intervention_count == 1  # a new configuration starts a new count
+    assert count >= 1
 
 def test_bad_mapping_file_fails_configure(ros_client, ros_processes, tmp_path):
     bad = tmp_path / 'bad.yaml'
@@ -165,7 +185,7 @@ def test_exit_releases_the_intervention(teleop, ros_client, joy):
     from hilserl_testing.client import LATCHED
 
     states = ros_client.subscribe(InterventionState, '/hilserl/intervention', LATCHED)
-    joy.hold(joy_state(RB), 2.0, until=lambda: states.last is not None and states.last.active)
+    joy.hold(joy_state(RB), 2.0, until=lambda: is_active(states))
     teleop.send_signal(signal.SIGINT)
     joy.hold(joy_state(RB), 5.0, until=lambda: not teleop.is_running())
     assert teleop.process.returncode == 0

@@ -156,7 +156,7 @@ def make_teleop(speed=0.2, rate=10.0):
 finite_axis = st.floats(-1.0, 1.0, allow_nan=False, width=32)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(axes=st.lists(finite_axis, min_size=6, max_size=6),
        buttons=st.lists(st.integers(0, 1), min_size=21, max_size=21))
 def test_commands_never_exceed_the_max_speed(axes, buttons):
@@ -169,7 +169,7 @@ def test_commands_never_exceed_the_max_speed(axes, buttons):
     assert command.gripper in (Gripper.STAY, Gripper.CLOSE, Gripper.OPEN)
 
 
-@settings(max_examples=100, deadline=None, derandomize=True)
+@settings(max_examples=50, deadline=None, derandomize=True)
 @given(axes=st.lists(finite_axis, min_size=6, max_size=6),
        bad=st.sampled_from([math.nan, math.inf, -math.inf]), where=st.integers(0, 5))
 def test_non_finite_axes_are_rejected_and_change_nothing(axes, bad, where):

@@ -24,6 +24,7 @@ AXES, BUTTONS = 6, 15  # SDL maps a virtual game controller's axes/buttons in SD
 
 
 def load_sdl():
+    os.environ.setdefault('PYGAME_HIDE_SUPPORT_PROMPT', '1')
     import pygame
 
     bundled = glob.glob(os.path.join(os.path.dirname(pygame.__file__), os.pardir,
