@@ -33,6 +33,9 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
+            'teleop_node = hilserl_actor.nodes.teleop_node:main',
+            'gamepad_node = hilserl_actor.nodes.gamepad_node:main',
+            'keyboard_teleop = hilserl_actor.nodes.keyboard_teleop_node:main',
         ],
     },
 )

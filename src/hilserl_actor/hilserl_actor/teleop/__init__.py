@@ -1,0 +1,1 @@
+"""ROS-free teleoperation cores: gamepad mapping, keyboard, SDL -> Joy layout, shared session."""
