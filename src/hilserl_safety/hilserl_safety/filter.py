@@ -197,7 +197,7 @@ class CommandFilter:
         if arm is not None:
             candidate[:ARM] = arm
         candidate[ARM] = self._gripper_target(command, base[ARM])
-        return self._finish(candidate, base, fraction, source, events)
+        return self._finish(candidate, base, fraction, source, events, start)
 
     def joint_step(self, command: JointCommand, base: np.ndarray, dt_s: float):
         """(target, events) for a validated joint command starting from ``base``."""
@@ -296,10 +296,12 @@ class CommandFilter:
                                 _floats(candidate[changed]), _floats((base + limited)[changed])))
         return base + limited
 
-    def _gate(self, target, base, source, events):
+    def _gate(self, target, base, source, events, base_tcp=None):
         """Halve the arm step until the TCP is inside the box (or no farther out than base)."""
         box, tolerance = self.limits.box, self.params.workspace_tolerance_m
-        allowed = max(box.distance(self.kinematics.fk(base[:ARM])), tolerance)
+        if base_tcp is None:
+            base_tcp = self.kinematics.fk(base[:ARM])
+        allowed = max(box.distance(base_tcp), tolerance)
         step = target[:ARM] - base[:ARM]
         for halving in range(_GATE_HALVINGS + 1):
             arm = base[:ARM] + step * 0.5 ** halving
@@ -316,7 +318,7 @@ class CommandFilter:
         out[:ARM] = arm
         return out
 
-    def _finish(self, candidate, base, fraction, source, events):
+    def _finish(self, candidate, base, fraction, source, events, base_tcp=None):
         candidate = self._position_limits(candidate, base, source, events)
         candidate = self._velocity_limit(candidate, base, fraction, source, events)
-        return self._gate(candidate, base, source, events), events
+        return self._gate(candidate, base, source, events, base_tcp), events

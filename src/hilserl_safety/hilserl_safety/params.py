@@ -110,8 +110,10 @@ class SafetyFilterParams:
         default='/so101_driver/enable_torque', metadata=_meta(read_only=True))
     """The driver's std_srvs/SetBool torque service, used with estop_action 'torque_off'."""
     ik_max_iterations: int = dataclasses.field(
-        default=8, metadata=_meta(read_only=True, value_range=(1, 200)))
-    """IK iterations per command (a converging step needs 2-4)."""
+        default=4, metadata=_meta(read_only=True, value_range=(1, 200)))
+    """IK iterations per command. A step of a few cm converges in 2-3; a target that cannot be
+    reached with the orientation held does not improve with more (the arm holds), so more
+    iterations only add latency."""
     ik_tolerance_m: float = dataclasses.field(
         default=1e-4, metadata=_meta(read_only=True, value_range=(1e-7, 0.01)))
     """IK position tolerance, m."""
@@ -217,7 +219,7 @@ class LimitFinderParams:
     min_duration_s: float = 5.0
     """Record for at least this long before a file may be written, s."""
     duration_s: float = 0.0
-    """Stop and write after this long, s; 0 = until Ctrl-C."""
+    """Stop and write this long after the first /joint_states sample, s; 0 = until Ctrl-C."""
     print_period_s: float = 0.5
     """How often the live ranges are printed, s."""
     allow_partial: bool = False

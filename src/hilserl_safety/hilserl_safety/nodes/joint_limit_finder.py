@@ -63,7 +63,6 @@ def record(params: LimitFinderParams, recorder: RangeRecorder) -> None:
     """Spin until duration_s has passed (or Ctrl-C / shutdown), feeding the recorder."""
     node = rclpy.create_node('joint_limit_finder')
     mapper = JointStateMapper(params.joint_names)
-    started = time.monotonic()
 
     def on_joint_state(msg: JointState) -> None:
         positions, _ = mapper(msg)
@@ -81,10 +80,11 @@ def record(params: LimitFinderParams, recorder: RangeRecorder) -> None:
     node.create_timer(params.print_period_s, show)
     sys.stdout.write('recording /joint_states: move every joint through its safe range; '
                      + ('Ctrl-C to finish\n' if params.duration_s == 0
-                        else f'finishing after {params.duration_s} s\n'))
+                        else f'finishing {params.duration_s} s after the first sample\n'))
     try:
         while rclpy.ok():
-            if params.duration_s and time.monotonic() - started >= params.duration_s:
+            if (params.duration_s and recorder.first_s is not None
+                    and time.monotonic() - recorder.first_s >= params.duration_s):
                 break
             rclpy.spin_once(node, timeout_sec=0.05)
     except (KeyboardInterrupt, ExternalShutdownException):
