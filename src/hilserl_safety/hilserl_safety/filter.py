@@ -102,6 +102,10 @@ class Event:
     clipped: tuple[float, ...] = ()
 
 
+_SOURCES = frozenset(int(s) for s in Source)
+_GRIPPER_COMMANDS = frozenset(int(g) for g in Gripper)
+
+
 def _floats(values) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
@@ -130,13 +134,13 @@ class CommandFilter:
     def validate_ee(self, command: EeCommand) -> Event | None:
         """An event describing why ``command`` is malformed, or None."""
         delta = np.asarray(command.delta_m, dtype=float)
-        if command.source not in Source.__members__.values():
+        if command.source not in _SOURCES:
             return self._malformed('source', f'unknown source {command.source}', command.source)
         if delta.shape != (3,) or not np.all(np.isfinite(delta)):
             return self._malformed('delta_m', f'delta_m must be 3 finite numbers, got {delta}',
                                    command.source, _AXES if delta.shape == (3,) else (),
                                    delta if delta.shape == (3,) else ())
-        if command.gripper not in Gripper.__members__.values():
+        if command.gripper not in _GRIPPER_COMMANDS:
             return self._malformed('gripper_command', f'unknown gripper command '
                                    f'{command.gripper}', command.source)
         if command.gripper == Gripper.POSITION and not np.isfinite(command.gripper_position_rad):
@@ -146,7 +150,7 @@ class CommandFilter:
         return None
 
     def validate_joint(self, command: JointCommand) -> Event | None:
-        if command.source not in Source.__members__.values():
+        if command.source not in _SOURCES:
             return self._malformed('source', f'unknown source {command.source}', command.source)
         names, positions = tuple(command.names), np.asarray(command.positions, dtype=float)
         if not names or positions.shape != (len(names),):
@@ -281,20 +285,24 @@ class CommandFilter:
         delta = candidate - base
         arm = np.abs(delta[:ARM])
         moving = arm > max_delta[:ARM]
-        scale = float(np.min(max_delta[:ARM][moving] / arm[moving])) if moving.any() else 1.0
+        gripper_limit = max_delta[ARM]
+        gripper_fast = abs(delta[ARM]) > gripper_limit
+        if not (moving.any() or gripper_fast):
+            return candidate
         limited = delta.copy()
-        limited[:ARM] *= scale
-        limited[ARM] = np.clip(delta[ARM], -max_delta[ARM], max_delta[ARM])
-        changed = np.flatnonzero(np.abs(limited - delta) > 0.0)
-        if changed.size:
-            names = tuple(self.names[i] for i in changed)
-            limiting = [self.names[i] for i in np.flatnonzero(moving)]
-            if abs(limited[ARM]) < abs(delta[ARM]):
-                limiting.append(self.names[ARM])
-            events.append(Event(Limit.JOINT_VELOCITY, Severity.CLIP, ','.join(limiting),
-                                'joint step limited to the speed limits', source, names,
-                                _floats(candidate[changed]), _floats((base + limited)[changed])))
-        return base + limited
+        if moving.any():
+            limited[:ARM] *= float(np.min(max_delta[:ARM][moving] / arm[moving]))
+        if gripper_fast:
+            limited[ARM] = gripper_limit if delta[ARM] > 0 else -gripper_limit
+        out = base + limited
+        changed = np.flatnonzero(limited != delta)
+        names = tuple(self.names[i] for i in changed)
+        limiting = [self.names[i] for i in np.flatnonzero(moving)]
+        limiting += [self.names[ARM]] if gripper_fast else []
+        events.append(Event(Limit.JOINT_VELOCITY, Severity.CLIP, ','.join(limiting),
+                            'joint step limited to the speed limits', source, names,
+                            _floats(candidate[changed]), _floats(out[changed])))
+        return out
 
     def _gate(self, target, base, source, events, base_tcp=None):
         """Halve the arm step until the TCP is inside the box (or no farther out than base)."""
