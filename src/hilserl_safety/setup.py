@@ -30,9 +30,11 @@ setup(
     maintainer_email='hilserl@example.org',
     description='See README.md',
     license='Apache-2.0',
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest', 'hypothesis']},
     entry_points={
         'console_scripts': [
+            'safety_filter_node = hilserl_safety.nodes.safety_filter_node:main',
+            'find_joint_limits = hilserl_safety.nodes.joint_limit_finder:main',
         ],
     },
 )
