@@ -9,6 +9,7 @@ three angles (the *approach pitch*), and wrist_roll turns the jaws about the app
 top-down while the arm pans and reaches).
 """
 import dataclasses
+import math
 import pathlib
 
 import numpy as np
@@ -116,27 +117,37 @@ class So101Kinematics:
         upper = self.upper_limits_rad if upper_limits_rad is None else np.asarray(upper_limits_rad)
         q = np.clip(np.asarray(seed_positions, dtype=float)[:5], lower, upper)
         pitch = self.approach_pitch(q) if approach_pitch is None else float(approach_pitch)
-        signs = self._pitch_signs
+        # This loop is the safety filter's hot path: one pinocchio call per iteration (the
+        # frame Jacobian also updates the TCP placement) and scalar arithmetic where numpy's
+        # per-call overhead would dominate.
+        s_lift, s_elbow, s_flex = (float(sign) for sign in self._pitch_signs)
+        flex_low, flex_high = float(lower[_FLEX]), float(upper[_FLEX])
+        regulariser = damping**2 * np.eye(3)
+        reduced = np.empty((3, 3))
         best_q, best_error = q.copy(), np.inf
         for iteration in range(max_iterations + 1):
-            q[_FLEX] = (pitch - signs[0] * q[_LIFT] - signs[1] * q[_ELBOW]) / signs[2]
-            q = np.clip(q, lower, upper)
-            error = target - self.fk(q)
-            error_norm = float(np.linalg.norm(error))
-            pitch_held = abs(self.approach_pitch(q) - pitch) < 1e-9
+            flex = (pitch - s_lift * q[_LIFT] - s_elbow * q[_ELBOW]) / s_flex
+            q[_FLEX] = min(max(flex, flex_low), flex_high)
+            np.clip(q, lower, upper, out=q)
+            self._q[:5] = q
+            jacobian = pinocchio.computeFrameJacobian(
+                self._model, self._data, self._q, self._tcp, pinocchio.LOCAL_WORLD_ALIGNED)
+            error = target - self._data.oMf[self._tcp].translation
+            error_norm = math.sqrt(float(error @ error))
+            pitch_held = abs(flex - q[_FLEX]) < 1e-9
             if error_norm < best_error and pitch_held:
                 best_q, best_error = q.copy(), error_norm
             if error_norm < tolerance_m and pitch_held:
                 return IkResult(q, True, error_norm, iteration)
             if iteration == max_iterations:
                 break
-            full = self.position_jacobian(q)
-            reduced = np.column_stack([
-                full[:, _PAN],
-                full[:, _LIFT] - signs[0] / signs[2] * full[:, _FLEX],
-                full[:, _ELBOW] - signs[1] / signs[2] * full[:, _FLEX]])
-            step = reduced.T @ np.linalg.solve(reduced @ reduced.T + damping**2 * np.eye(3), error)
-            q[[_PAN, _LIFT, _ELBOW]] += step
+            reduced[:, 0] = jacobian[:3, _PAN]
+            reduced[:, 1] = jacobian[:3, _LIFT] - s_lift / s_flex * jacobian[:3, _FLEX]
+            reduced[:, 2] = jacobian[:3, _ELBOW] - s_elbow / s_flex * jacobian[:3, _FLEX]
+            step = reduced.T @ np.linalg.solve(reduced @ reduced.T + regulariser, error)
+            q[_PAN] += step[0]
+            q[_LIFT] += step[1]
+            q[_ELBOW] += step[2]
         if not np.isfinite(best_error):
             best_q, best_error = q, float(np.linalg.norm(target - self.fk(q)))
         return IkResult(best_q, False, best_error, max_iterations)
