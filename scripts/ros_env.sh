@@ -17,6 +17,16 @@ export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 # Keep DDS discovery on this host unless the user asks for more (multi-machine setups).
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-0}
+# Fast DDS: a 64 MiB shared-memory segment for the 1-10 MB policy-weight fetches (10 MB: about
+# 110 -> 30 ms p50 here, benchmarks/weights_transport.py), UDPv4 kept for multi-host graphs.
+# Tested with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (src/hilserl_bringup/test/
+# test_fastdds_profile_ros.py). A profile the user exported wins; =none turns it off.
+if [ "${FASTDDS_DEFAULT_PROFILES_FILE:-}" = none ]; then
+  unset FASTDDS_DEFAULT_PROFILES_FILE
+elif [ -z "${FASTDDS_DEFAULT_PROFILES_FILE:-}" ] \
+     && [ -f "$_hilserl_root/src/hilserl_bringup/config/fastdds.xml" ]; then
+  export FASTDDS_DEFAULT_PROFILES_FILE="$_hilserl_root/src/hilserl_bringup/config/fastdds.xml"
+fi
 # MuJoCo offscreen rendering without a display.
 export MUJOCO_GL=${MUJOCO_GL:-egl}
 export PYOPENGL_PLATFORM=${PYOPENGL_PLATFORM:-$MUJOCO_GL}
