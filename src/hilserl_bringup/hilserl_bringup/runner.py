@@ -76,6 +76,7 @@ class Child:
     argv: list[str]
     process: subprocess.Popen | None = None
     reader: threading.Thread | None = None
+    reported: bool = False
 
     @property
     def name(self) -> str:
@@ -132,12 +133,11 @@ class GraphRunner:
 
     def _start_all(self) -> bool:
         env = dict(os.environ, PYTHONUNBUFFERED='1')
-        env.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '1')
-        if self._out.isatty():
+        if self._out.isatty():  # the children write to a pipe: keep rcutils' colours
             env.setdefault('RCUTILS_COLORIZED_OUTPUT', '1')
         for child in self.children:
             if self._signals:
-                return False
+                break  # stopped while starting: _supervise sees the signal
             try:
                 child.process = subprocess.Popen(
                     child.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -162,7 +162,7 @@ class GraphRunner:
                     self.say(f'ERROR: required node {child.name} {verdict} (exit code {code}); '
                              'stopping the graph')
                     return 1 if code != 0 else 0
-                if not getattr(child, 'reported', False):
+                if not child.reported:
                     child.reported = True
                     self.say(f'{child.name} exited (exit code {code}); not required, going on')
             time.sleep(0.05)

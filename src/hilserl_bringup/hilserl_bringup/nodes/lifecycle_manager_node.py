@@ -2,13 +2,6 @@
 
 A plain rclpy node (not itself a lifecycle node), like nav2_lifecycle_manager. The sequencing
 lives in ``hilserl_bringup.lifecycle_sequencer``; this module only maps it onto ROS.
-
-Interface (see README.md):
-  services    ~/manage_graph (hilserl_msgs/ManageGraph), ~/is_active (std_srvs/Trigger)
-  publishes   /diagnostics (diagnostic_msgs/DiagnosticArray), one status for the graph
-  calls       <node>/get_state, <node>/change_state (lifecycle_msgs) of every managed node
-  parameters  node_names, autostart, service_timeout_s, transition_timeout_s,
-              state_query_timeout_s, monitor_period_s, on_node_failure, shutdown_graph_on_exit
 """
 import dataclasses
 import signal
@@ -22,7 +15,7 @@ from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import ParameterUninitializedException
+from rclpy.exceptions import ParameterException, ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -106,7 +99,18 @@ class RosLifecycleClient:
 
 
 class LifecycleManager(Node):
-    """Brings the managed nodes up in list order and down in reverse; watches their health."""
+    """Brings the managed nodes up in list order and down in reverse; watches their health.
+
+    Interface (README.md has the details):
+      services    ~/manage_graph (hilserl_msgs/ManageGraph): STARTUP, PAUSE, RESUME, RESET,
+                  SHUTDOWN, RESTART; ~/is_active (std_srvs/Trigger)
+      publishes   /diagnostics (diagnostic_msgs/DiagnosticArray): one status for the graph
+      calls       <node>/get_state, <node>/change_state (lifecycle_msgs) of each managed node
+      parameters  node_names (string[], read-only), autostart (true), service_timeout_s (30 s),
+                  transition_timeout_s (30 s), state_query_timeout_s (5 s),
+                  monitor_period_s (1 s, 0 = off), on_node_failure (reset|pause|ignore),
+                  shutdown_graph_on_exit (true)
+    """
 
     def __init__(self, node_name: str = 'lifecycle_manager'):
         super().__init__(node_name)
@@ -166,7 +170,11 @@ class LifecycleManager(Node):
                     FloatingPointRange(from_value=float(low), to_value=float(high))]
                 descriptor.dynamic_typing = True  # accept 30 as well as 30.0 from YAML
             value = self.declare_parameter(field.name, default, descriptor).value
-            values[field.name] = float(value) if isinstance(default, float) else value
+            if isinstance(default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ValueError(f'{field.name}: {value!r} is not a number')
+                value = float(value)
+            values[field.name] = value
         return LifecycleManagerParams(**values)
 
     # --- callbacks -----------------------------------------------------------------------
@@ -330,7 +338,7 @@ def main(args=None) -> int:
         while not stop.wait(0.1) and spinner.is_alive():
             pass
         node.shutdown_graph()
-    except ValueError as error:
+    except (ValueError, ParameterException) as error:
         rclpy.logging.get_logger('lifecycle_manager').error(f'invalid parameters: {error}')
         exit_code = 1
     except (KeyboardInterrupt, ExternalShutdownException):
