@@ -18,7 +18,7 @@ export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-0}
 # Fast DDS: a 64 MiB shared-memory segment for the 1-10 MB policy-weight fetches (10 MB: about
-# 110 -> 30 ms p50 here, benchmarks/weights_transport.py), UDPv4 kept for multi-host graphs.
+# 100 -> 30-50 ms p50 here, benchmarks/weights_transport.py); UDPv4 kept for multi-host graphs.
 # Tested with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (src/hilserl_bringup/test/
 # test_fastdds_profile_ros.py). A profile the user exported wins; =none turns it off.
 if [ "${FASTDDS_DEFAULT_PROFILES_FILE:-}" = none ]; then

@@ -193,13 +193,7 @@ class GraphSequencer:
             expected = self.expected.get(node)
             if expected is None:
                 continue
-            reason = ''
-            try:
-                if not self._client.is_available(node):
-                    raise NodeUnreachableError(node, 'get_state', 'service is gone')
-                actual = self._client.get_state(node, self._timeouts.state_query_s)
-            except NodeUnreachableError as error:
-                actual, reason = UNREACHABLE, error.reason
+            actual, reason = self._poll(node)
             if actual not in PRIMARY_STATES and actual != UNREACHABLE:
                 continue  # mid-transition: judge it at the next check
             if is_worse(actual, expected):
@@ -208,6 +202,20 @@ class GraphSequencer:
         if failures:
             self.last_error = 'node failure: ' + '; '.join(f.describe() for f in failures)
         return failures
+
+    def _poll(self, node: str) -> tuple[str, str]:
+        """(state, reason): a node whose services are gone is dead at once; one that does
+        not answer gets a second chance (a lost answer or a briefly busy node).
+        """
+        reason = ''
+        for _attempt in range(2):
+            if not self._client.is_available(node):
+                return UNREACHABLE, 'its lifecycle services are gone'
+            try:
+                return self._client.get_state(node, self._timeouts.state_query_s), ''
+            except NodeUnreachableError as error:
+                reason = error.reason
+        return UNREACHABLE, reason
 
     def react(self, failures: list[NodeFailure], policy: str) -> CommandResult | None:
         """Apply ``policy`` ('reset', 'pause', 'ignore') to the nodes that did not fail."""

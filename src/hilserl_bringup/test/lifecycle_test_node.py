@@ -2,12 +2,22 @@
 
 Parameters: fail_on_configure, fail_on_activate (bool: return FAILURE from that transition),
 publish_rate_hz. Publishes std_msgs/UInt64 on ~/counter while active, so a test can tell that
-activation really started the node's work. Exits 0 on SIGINT/SIGTERM.
+activation really started the node's work, and the comma-separated history of its transition
+callbacks on ~/history (std_msgs/String, transient local: late subscribers get the latest).
+Exits 0 on SIGINT/SIGTERM.
 """
+import signal
+import threading
+
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
-from std_msgs.msg import UInt64
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+from std_msgs.msg import String, UInt64
+
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class CounterNode(LifecycleNode):
@@ -19,8 +29,15 @@ class CounterNode(LifecycleNode):
         self._publisher = None
         self._timer = None
         self._count = 0
+        self._history = []
+        self._history_publisher = self.create_publisher(String, '~/history', LATCHED)
+
+    def _record(self, callback):
+        self._history.append(callback)
+        self._history_publisher.publish(String(data=','.join(self._history)))
 
     def on_configure(self, state):
+        self._record('configure')
         if self.get_parameter('fail_on_configure').value:
             self.get_logger().error('configure fails on purpose (fail_on_configure)')
             return TransitionCallbackReturn.FAILURE
@@ -28,6 +45,7 @@ class CounterNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state):
+        self._record('activate')
         if self.get_parameter('fail_on_activate').value:
             self.get_logger().error('activate fails on purpose (fail_on_activate)')
             return TransitionCallbackReturn.FAILURE
@@ -36,10 +54,12 @@ class CounterNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state):
+        self._record('deactivate')
         self._stop_timer()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state):
+        self._record('cleanup')
         self._stop_timer()
         if self._publisher is not None:
             self.destroy_lifecycle_publisher(self._publisher)
@@ -47,6 +67,7 @@ class CounterNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state):
+        self._record('shutdown')
         self._stop_timer()
         return TransitionCallbackReturn.SUCCESS
 
@@ -61,11 +82,19 @@ class CounterNode(LifecycleNode):
 
 
 def main():
-    rclpy.init()
+    # Own handlers: rclpy's can shut the context down while spin() builds a wait set, which
+    # then raises RCLError (exit 1) instead of a clean exit.
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         node = CounterNode()
-        rclpy.spin(node)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -31,6 +31,7 @@ class FakeGraph:
     states: dict
     failing: set = dataclasses.field(default_factory=set)  # {(node, transition)}
     unreachable: set = dataclasses.field(default_factory=set)
+    silent: dict = dataclasses.field(default_factory=dict)  # node -> get_state calls unanswered
     log: list = dataclasses.field(default_factory=list)
 
     @classmethod
@@ -45,6 +46,9 @@ class FakeGraph:
 
     def get_state(self, node, timeout_s):
         if node in self.unreachable:
+            raise NodeUnreachableError(node, f'{node}/get_state', 'did not answer')
+        if self.silent.get(node, 0) > 0:  # services still listed, but no answer
+            self.silent[node] -= 1
             raise NodeUnreachableError(node, f'{node}/get_state', 'did not answer')
         return self.states[node]
 
@@ -263,3 +267,15 @@ def test_every_param_has_a_description():
     docs = field_docs(LifecycleManagerParams)
     assert set(docs) == {f.name for f in dataclasses.fields(LifecycleManagerParams)}
     assert all(len(text) > 20 for text in docs.values())
+
+
+def test_one_lost_answer_is_not_a_node_failure_but_two_are():
+    graph = FakeGraph.of()
+    seq = sequencer(graph)
+    seq.run(Command.STARTUP)
+    graph.silent['actor'] = 1
+    assert seq.check_health() == []
+    graph.silent['actor'] = 2
+    failures = seq.check_health()
+    assert [(f.node, f.actual) for f in failures] == [('actor', UNREACHABLE)]
+    assert 'did not answer' in failures[0].reason

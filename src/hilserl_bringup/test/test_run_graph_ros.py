@@ -32,6 +32,15 @@ def gone(pid):
     return False
 
 
+def prepare_clients(ros_client):
+    """Clients made before the servers start: both directions matched once they are ready."""
+    from lifecycle_msgs.srv import GetState
+    from std_srvs.srv import Trigger
+
+    ros_client.client(Trigger, '/lifecycle_manager/is_active')
+    ros_client.client(GetState, 'counter_b/get_state')
+
+
 def graph_active(ros_client):
     from std_srvs.srv import Trigger
 
@@ -41,6 +50,7 @@ def graph_active(ros_client):
 def test_sigint_stops_every_child_after_bringing_the_graph_down(ros_client, ros_processes):
     from lifecycle_msgs.msg import TransitionEvent
 
+    prepare_clients(ros_client)
     events = ros_client.subscribe(TransitionEvent, '/counter_a/transition_event')
     runner = ros_processes.start('run_graph', [sys.executable, SCRIPT, 'counters'])
     pids = started_pids(runner)
@@ -59,6 +69,7 @@ def test_sigint_stops_every_child_after_bringing_the_graph_down(ros_client, ros_
 
 
 def test_dying_required_child_stops_the_graph(ros_client, ros_processes):
+    prepare_clients(ros_client)
     runner = ros_processes.start('run_graph', [sys.executable, SCRIPT, 'counters'])
     pids = started_pids(runner)
     ros_client.spin_until(lambda: graph_active(ros_client), 60, 'graph active')

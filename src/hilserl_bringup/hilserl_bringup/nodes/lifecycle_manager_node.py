@@ -63,12 +63,25 @@ class RosLifecycleClient:
         return all(client.service_is_ready() for client in self._clients[node])
 
     def wait_until_available(self, node: str, timeout_s: float) -> bool:
+        """Wait for the services, then for a get_state answer (the response path matched).
+
+        A service can be 'ready' (our requests reach it) before the server has matched our
+        response reader; Fast DDS then drops the response. get_state is idempotent, so it is
+        retried until it answers, before any transition is requested.
+        """
         deadline = time.monotonic() + timeout_s
-        while not self.is_available(node):
-            if time.monotonic() >= deadline or self._cancelled.is_set():
+        while not self._cancelled.is_set():
+            remaining = deadline - time.monotonic()
+            if self.is_available(node):
+                try:
+                    self.get_state(node, max(0.05, min(1.0, remaining)))
+                    return True
+                except NodeUnreachableError:
+                    pass
+            if remaining <= 0:
                 return False
             time.sleep(0.05)
-        return True
+        return False
 
     def get_state(self, node: str, timeout_s: float) -> str:
         response = self._call(node, 0, GetState.Request(), timeout_s)
@@ -316,10 +329,10 @@ class LifecycleManager(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     node = None
     executor = None
+    spinner = None
     exit_code = 0
 
     def on_signal(_signum, _frame):
@@ -327,8 +340,11 @@ def main(args=None) -> int:
             node.cancel()  # second signal: stop waiting for the graph
         stop.set()
 
+    # Our own handlers (installed first), so that a signal brings the graph down before
+    # rclpy shuts its context down.
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = LifecycleManager()
         executor = MultiThreadedExecutor(num_threads=4)
@@ -346,6 +362,8 @@ def main(args=None) -> int:
     finally:
         if executor is not None:
             executor.shutdown()
+        if spinner is not None:
+            spinner.join(timeout=10.0)  # no rcl object may go while the executor still runs
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
