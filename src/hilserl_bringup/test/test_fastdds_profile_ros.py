@@ -73,7 +73,7 @@ def netns_pair(tmp_path, talker_profile, listener_profile, timeout_s):
     return done.returncode, done.stdout + done.stderr
 
 
-def test_profile_keeps_udp_for_other_hosts(tmp_path):
+def test_profile_keeps_udp_for_other_hosts(tmp_path, ros_domain):
     if shutil.which('unshare') is None or shutil.which('ip') is None or subprocess.run(
             ['unshare', '-rn', 'ip', 'link', 'set', 'lo', 'up'], capture_output=True).returncode:
         pytest.skip('needs unshare -rn and ip (a private network namespace) for subnet '
