@@ -17,6 +17,18 @@ export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 # Keep DDS discovery on this host unless the user asks for more (multi-machine setups).
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-0}
+# Fast DDS: a 64 MiB shared-memory segment for the 1-10 MB policy-weight fetches (10 MB: about
+# 100 -> 30-50 ms p50 here, benchmarks/weights_transport.py); UDPv4 kept for multi-host graphs.
+# Tested with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (src/hilserl_bringup/test/
+# test_fastdds_profile_ros.py). A profile the user exported wins; =none turns it off. Not
+# used where /dev/shm is small (containers default to 64 MB; segments are 64 MiB each).
+if [ "${FASTDDS_DEFAULT_PROFILES_FILE:-}" = none ]; then
+  unset FASTDDS_DEFAULT_PROFILES_FILE
+elif [ -z "${FASTDDS_DEFAULT_PROFILES_FILE:-}" ] \
+     && [ -f "$_hilserl_root/src/hilserl_bringup/config/fastdds.xml" ] \
+     && [ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 {print $4}')" -ge 1048576 ] 2>/dev/null; then
+  export FASTDDS_DEFAULT_PROFILES_FILE="$_hilserl_root/src/hilserl_bringup/config/fastdds.xml"
+fi
 # MuJoCo offscreen rendering without a display.
 export MUJOCO_GL=${MUJOCO_GL:-egl}
 export PYOPENGL_PLATFORM=${PYOPENGL_PLATFORM:-$MUJOCO_GL}

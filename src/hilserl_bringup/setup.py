@@ -22,7 +22,7 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml', 'README.md']),
-        *share_tree('config', 'launch'),
+        *share_tree('config', 'launch', 'rviz'),
     ],
     install_requires=['setuptools'],
     zip_safe=False,
@@ -33,6 +33,8 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
+            'lifecycle_manager = hilserl_bringup.nodes.lifecycle_manager_node:main',
+            'run_graph = hilserl_bringup.runner:main',
         ],
     },
 )
