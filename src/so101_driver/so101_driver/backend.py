@@ -21,6 +21,9 @@ class JointSample:
     """Time of the reading: simulation time for the sim backend, time.monotonic() otherwise."""
     effort_unit: str = 'N.m'
     """'N.m' (simulation) or 'percent' (servo load, -100..100)."""
+    joint_faults: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    """Faults the actuators reported with this reading (e.g. the error bits of the servos'
+    status packets), by joint name; empty when none. The driver holds the arm at once."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +44,12 @@ class BackendHealth:
     torque_enabled: bool
     joints: dict[str, JointHealth]
     message: str = ''
-    """Human-readable summary (last transport error, retries, ...)."""
+    """Human-readable summary (backend state, faults, problems)."""
     counters: dict[str, int] = dataclasses.field(default_factory=dict)
-    """Cumulative counters such as read_retries, checksum_errors, timeouts."""
+    """Cumulative counters such as retries, checksum_errors, timeouts."""
+    warnings: tuple[str, ...] = ()
+    """Problems that do not stop the arm but need attention (a failed health read, a reading
+    that failed since the last health check); the driver reports them as WARN."""
 
     @property
     def faulted(self) -> bool:
@@ -71,7 +77,15 @@ class RobotBackend(Protocol):
         """Enable or disable the motors' torque (disabled = the arm can be moved by hand)."""
 
     def health(self) -> BackendHealth:
-        """Temperatures, voltages, faults and counters; may be slower than read()."""
+        """Temperatures, voltages, faults and counters; may be slower than read().
+
+        A failed health reading is reported in ``warnings``; only a lost connection raises.
+        """
+
+    def clear_faults(self) -> None:
+        """Forget latched faults (the operator fixed the cause); health() then shows what the
+        actuators still report.
+        """
 
     def close(self) -> None:
         """Release the port / the simulation. Idempotent."""
