@@ -31,17 +31,16 @@ import numpy as np
 from so101_driver.backend import BackendHealth, JointSample, RobotBackend
 from so101_driver.errors import (
     CommandError,
-    ConfigurationError,
     DriverError,
     ServoFaultError,
     TransportError,
 )
-from so101_driver.params import DriverParams, SimParams
+from so101_driver.params import DriverParams
 from so101_driver.trajectory import JointTrajectory, TrajectoryCommand
 
 CONNECTION_LOST = 'connection lost'
 """Prefix of the latched fault of a lost port: it needs cleanup + configure (a new
-connection), not an acknowledgement."""
+connection); an acknowledgement fails while the port is gone."""
 
 
 class Mode(enum.Enum):
@@ -74,39 +73,6 @@ class CoreCounters:
     command_timeouts: int = 0
     cycles: int = 0
     read_errors: int = 0
-
-
-def make_backend(params: DriverParams, sim_params: SimParams | None = None) -> RobotBackend:
-    """The backend ``params.backend`` names. Raises ConfigurationError when unavailable."""
-    if params.backend == 'sim':
-        from so101_driver.sim.backend import SimBackend
-
-        return SimBackend(sim_params or SimParams())
-    try:
-        from so101_driver.feetech.backend import FeetechBackend
-    except ImportError as error:  # pyserial missing
-        raise ConfigurationError(f'backend real is not available: {error}') from error
-    return FeetechBackend(feetech_config(params))
-
-
-def feetech_config(params: DriverParams):
-    """The real backend's configuration from the driver parameters.
-
-    '' as calibration_file means LeRobot's default location. The backend never turns the
-    torque off by itself when it closes: the node does so at cleanup only when
-    ``disable_torque_on_cleanup`` is set (otherwise the servos keep holding their last goal).
-    """
-    from so101_driver.feetech.config import FeetechBackendConfig
-
-    extra = {'calibration_file': params.calibration_file} if params.calibration_file else {}
-    try:
-        return FeetechBackendConfig(port=params.port, baudrate=params.baudrate,
-                                    read_retries=params.read_retries,
-                                    timeout_margin_s=params.bus_timeout_margin_s,
-                                    on_calibration_mismatch=params.on_calibration_mismatch,
-                                    disable_torque_on_close=False, **extra)
-    except (TypeError, ValueError) as error:
-        raise ConfigurationError(f'backend real: {error}') from error
 
 
 class DriverCore:
@@ -293,7 +259,8 @@ class DriverCore:
             self.mode = Mode.HOLD
 
     def check_health(self) -> BackendHealth:
-        """Ask the backend for its health; a fault holds the arm and blocks commands.
+        """Ask the backend for its health; a fault holds the arm and blocks commands until
+        ``set_torque(True)`` acknowledges it.
 
         Raises DriverError when the backend cannot tell (lost connection).
         """
@@ -306,8 +273,6 @@ class DriverCore:
                                                 'protection or power loss)']))
             if fault:
                 self._set_fault(fault)
-            elif not self.fault.startswith(CONNECTION_LOST):
-                self.fault = ''
             return health
 
     def report(self, loop_running: bool, loop_error: str = '',
@@ -353,15 +318,8 @@ class DriverCore:
                        'loop_rate_hz': f'{loop_rate_hz:.1f}',
                        'last_rejection': self.last_rejection,
                        **dataclasses.asdict(self.counters)})
-        for name, joint in (health.joints.items() if health else ()):
-            if np.isfinite(joint.temperature_c):
-                values[f'{name}.temperature_c'] = f'{joint.temperature_c:.0f}'
-            if np.isfinite(joint.voltage_v):
-                values[f'{name}.voltage_v'] = f'{joint.voltage_v:.1f}'
-            if np.isfinite(joint.current_a):
-                values[f'{name}.current_a'] = f'{joint.current_a:.3f}'
-            if joint.faults:
-                values[f'{name}.faults'] = ', '.join(joint.faults)
+        if health is not None:
+            values.update(health.joint_values())
         return level, '; '.join(problems) or 'ok', values
 
     # --- the control cycle ---------------------------------------------------------------

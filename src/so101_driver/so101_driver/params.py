@@ -141,7 +141,8 @@ class DriverParams:
     """Pose of reset_episode, driver joint order. One ROS parameter serves both this and
     ``SimParams.home_joint_positions_rad`` (the sim adds home_randomization_rad)."""
     disable_torque_on_cleanup: bool = False
-    """Disable the torque at cleanup/shutdown (the arm then falls if unsupported)."""
+    """Disable the torque at cleanup/shutdown (the arm then falls if unsupported). Off: the
+    real servos keep holding their last goal after the driver stops."""
     port: str = '/dev/ttyACM0'
     """Real only: serial port of the Feetech bus adapter (or the virtual bus's link, e.g.
     /tmp/so101_virtual_bus)."""

@@ -4,8 +4,8 @@ import time
 import numpy as np
 import pytest
 
-from so101_driver.backend import BackendHealth, JointHealth, JointSample
-from so101_driver.driver_core import DriverCore, Mode, make_backend
+from so101_driver.backend import BackendHealth, JointHealth, JointSample, make_backend
+from so101_driver.driver_core import DriverCore, Mode
 from so101_driver.driver_loop import DriverLoop
 from so101_driver.errors import (
     CommandError,
@@ -207,7 +207,7 @@ def test_torque_off_refuses_commands_and_torque_on_holds_without_a_jump():
     np.testing.assert_allclose(backend.positions, START - 0.2)
 
 
-def test_a_backend_fault_holds_and_blocks_commands_until_it_clears():
+def test_a_backend_fault_holds_and_blocks_commands_until_cleared_and_acknowledged():
     core, backend = make_core()
     core.activate()
     core.submit_positions(START + 0.1)
@@ -217,7 +217,10 @@ def test_a_backend_fault_holds_and_blocks_commands_until_it_clears():
     with pytest.raises(CommandError, match='fault'):
         core.submit_positions(START)
     backend.faults = ()
-    core.check_health()
+    core.check_health()  # gone from the backend, but latched: fails closed
+    with pytest.raises(CommandError, match='fault'):
+        core.submit_positions(START)
+    core.set_torque(True)  # the acknowledgement
     core.submit_positions(START)
 
 
@@ -415,7 +418,7 @@ def test_trajectory_outcome_tells_done_from_cancelled():
 
 
 def test_real_backend_configuration_comes_from_the_driver_parameters(tmp_path):
-    from so101_driver.driver_core import feetech_config
+    from so101_driver.backend import feetech_config
 
     params = DriverParams(backend='real', port='/tmp/bus', baudrate=500_000,
                           calibration_file=str(tmp_path / 'arm.json'), read_retries=4,

