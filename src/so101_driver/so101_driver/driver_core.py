@@ -123,7 +123,7 @@ class DriverCore:
             self.torque_enabled = True
             self.mode = Mode.HOLD
             if sample.joint_faults:
-                self._set_fault(format_faults(sample.joint_faults))
+                self.set_fault(format_faults(sample.joint_faults))
             return sample
 
     @property
@@ -243,7 +243,7 @@ class DriverCore:
                 remaining = {name: joint.faults for name, joint in health.joints.items()
                              if joint.faults}
                 if remaining:
-                    self._set_fault(format_faults(remaining))
+                    self.set_fault(format_faults(remaining))
                     raise ServoFaultError(
                         f'cannot enable the torque: {format_faults(remaining)} still reported; '
                         'remove the cause (load, temperature, supply) first',
@@ -272,7 +272,7 @@ class DriverCore:
                 fault = '; '.join(filter(None, [fault, 'torque dropped by itself (servo '
                                                 'protection or power loss)']))
             if fault:
-                self._set_fault(fault)
+                self.set_fault(fault)
             return health
 
     def report(self, loop_running: bool, loop_error: str = '',
@@ -338,7 +338,7 @@ class DriverCore:
                 self.read_error = ''
                 self._events.append('read_recovered')
             if sample.joint_faults:
-                self._set_fault(format_faults(sample.joint_faults))
+                self.set_fault(format_faults(sample.joint_faults))
             now = sample.stamp_s
             if self.mode is Mode.STREAM and \
                     now - self._stream_time_s > self.params.command_timeout_s:
@@ -356,7 +356,7 @@ class DriverCore:
                 try:
                     self.backend.write_positions(self._target.copy())
                 except TransportError as error:
-                    self._set_fault(connection_lost(error))
+                    self.set_fault(connection_lost(error))
                     raise
             return CycleResult(sample, self._target.copy(), self.mode, self.take_events())
 
@@ -370,9 +370,10 @@ class DriverCore:
         self.mode = Mode.HOLD
         self.read_error = f'{type(error).__name__}: {error}'
         if isinstance(error, TransportError):
-            self._set_fault(connection_lost(error))
+            self.set_fault(connection_lost(error))
 
-    def _set_fault(self, fault: str) -> None:
+    def set_fault(self, fault: str) -> None:
+        """Latch a fault: hold every joint where it is, refuse commands until acknowledged."""
         if not self.fault:
             self.hold('fault', all_joints=True)
         self.fault = fault

@@ -372,8 +372,14 @@ class DriverNode(LifecycleNode):
         core, loop = self._core, self._loop
         if core is None:
             return
-        level, message, values = core.report(loop is not None and loop.running,
-                                             self._loop_error, loop.rate_hz if loop else 0.0)
+        try:
+            level, message, values = core.report(loop is not None and loop.running,
+                                                 self._loop_error, loop.rate_hz if loop else 0.0)
+        except Exception as error:  # noqa: BLE001 - a backend bug must not end the node
+            level, message, values = 'error', f'health check crashed: {error!r}', {}
+            with core.lock:
+                core.set_fault(message)
+            self.get_logger().error(message, throttle_duration_sec=THROTTLE_S)
         if core.fault:
             self.get_logger().error(f'backend fault, holding the arm: {core.fault}',
                                     throttle_duration_sec=THROTTLE_S)
@@ -398,9 +404,8 @@ def main(args=None) -> None:
     node = None
     try:
         node = DriverNode()
-        if node.autostart:
-            node.trigger_configure()
-            node.trigger_activate()
+        if node.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            node.trigger_activate()  # a failed configure was reported; the node stays up
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
