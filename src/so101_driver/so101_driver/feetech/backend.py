@@ -187,11 +187,14 @@ class FeetechBackend:
                                                         bit)
                          for k, bit in ((0, 15), (2, 15), (4, 10))]
                         for b in (blocks[i] for i in self._ids)], dtype=float)
+        faults = {name: protocol.error_names(self.bus.last_errors.get(servo_id, 0))
+                  for name, servo_id in zip(JOINT_NAMES, self._ids)
+                  if self.bus.last_errors.get(servo_id, 0)}
         m = self.mapping
         return JointSample(positions_rad=m.to_rad(raw[:, 0]),
                            velocities_rad_s=m.velocity_to_rad_s(raw[:, 1]),
                            efforts=m.load_to_percent(raw[:, 2]), stamp_s=stamp,
-                           effort_unit='percent')
+                           effort_unit='percent', joint_faults=faults)
 
     def write_positions(self, positions_rad: np.ndarray) -> None:
         self._require_connected()
@@ -224,19 +227,23 @@ class FeetechBackend:
         """Torque, temperature, voltage, current and faults of every joint (one sync read).
 
         Faults are the Status register bits plus every error bit latched from status packets
-        since the last clear_faults(). A failed read is reported in ``message`` (latched faults
-        stay), not raised; a lost port still raises TransportError.
+        since the last clear_faults(). A failed health read, and a read() that failed since the
+        previous health() call, are reported in ``warnings`` (latched faults stay), not raised;
+        a lost port still raises TransportError.
         """
         self._require_connected()
         ids = list(self._ids)
         values: dict[int, dict[str, int]] = {}
-        message = self._last_error
+        warnings = []
+        if self._last_error:
+            warnings.append(f'a reading failed since the last health check: {self._last_error}')
+            self._last_error = ''
         try:
             blocks = self.bus.sync_read_block(ids, *_HEALTH_BLOCK)
             values = {i: ct.decode_block(blocks[i], _HEALTH_BLOCK[0], _HEALTH_NAMES)
                       for i in ids}
         except ProtocolError as error:
-            message = f'health read failed: {error}'
+            warnings.append(f'health read failed: {error}')
         joints = {}
         torque = bool(values) and all(v['Torque_Enable'] for v in values.values())
         for name, servo_id in zip(JOINT_NAMES, ids):
@@ -247,15 +254,16 @@ class FeetechBackend:
                 voltage_v=v['Present_Voltage'] * ct.VOLTAGE_V_PER_UNIT if v else float('nan'),
                 current_a=v['Present_Current'] * ct.CURRENT_A_PER_UNIT if v else float('nan'),
                 faults=protocol.error_names(bits))
+        problems = list(warnings)
         if values and self._torque_enabled and not torque:
             off = [n for n, i in zip(JOINT_NAMES, ids) if not values[i]['Torque_Enable']]
-            message = (message + '; ' if message else '') + f'torque dropped on {off}'
+            problems.append(f'torque dropped on {off}')
         faulted = {n: list(j.faults) for n, j in joints.items() if j.faults}
-        if faulted and not message:
-            message = f'servo faults: {faulted}'
+        if faulted:
+            problems.append(f'servo faults: {faulted}')
         return BackendHealth(torque_enabled=torque if values else self._torque_enabled,
-                             joints=joints, message=message,
-                             counters=self.bus.counters.as_dict())
+                             joints=joints, message='; '.join(problems),
+                             counters=self.bus.counters.as_dict(), warnings=tuple(warnings))
 
     def clear_faults(self) -> None:
         """Forget latched error bits and the last error (after the cause was fixed)."""

@@ -9,6 +9,7 @@ the backend's health report.
 """
 import dataclasses
 import errno
+import termios
 import threading
 import time
 
@@ -21,6 +22,9 @@ BITS_PER_BYTE = 10
 """8N1: start bit + 8 data bits + stop bit."""
 REPLY_DELAY_ALLOWANCE_S = 0.0006
 """Per reply: the factory Return_Delay_Time (250 x 2 us) plus processing time."""
+PORT_ERRORS = (serial.SerialException, OSError, termios.error)
+"""What a vanished port raises: pyserial's flush calls termios.tcflush, whose termios.error
+(EIO after a USB adapter is unplugged or a virtual bus stops) is not an OSError."""
 
 
 @dataclasses.dataclass
@@ -101,6 +105,8 @@ class FeetechBus:
             if self._serial is not None:
                 try:
                     self._serial.close()
+                except PORT_ERRORS:
+                    pass  # the port vanished: nothing left to release
                 finally:
                     self._serial = None
 
@@ -130,7 +136,7 @@ class FeetechBus:
         try:
             port.reset_input_buffer()
             port.write(packet)
-        except (serial.SerialException, OSError) as error:
+        except PORT_ERRORS as error:
             raise TransportError(f'{self.port}: write failed ({error}); '
                                  'was the USB cable unplugged?') from error
 
@@ -148,7 +154,7 @@ class FeetechBus:
                     port.timeout = timeout
                     self._timeout_s = timeout
                 data += port.read(count - len(data))
-        except (serial.SerialException, OSError) as error:
+        except PORT_ERRORS as error:
             raise TransportError(f'{self.port}: read failed ({error}); '
                                  'was the USB cable unplugged?') from error
         return bytes(data)

@@ -191,9 +191,8 @@ def main(args=None) -> None:
     node = None
     try:
         node = CameraNode()
-        if node.autostart:
-            node.trigger_configure()
-            node.trigger_activate()
+        if node.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            node.trigger_activate()  # a failed configure was reported; the node stays up
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -15,6 +15,14 @@ Interface (see README.md for the parameters):
 Names are relative (they move with a robot namespace), except /clock and /diagnostics.
 State topics flow from configure to cleanup (the robot stays visible while inactive);
 commands are taken only while active. Deactivate holds the arm where it is.
+
+With the real backend, JointState.effort is the servo load in percent (-100..100; the
+diagnostics say ``effort_unit``). A servo fault (overload, overheat, ... bits), a torque that
+dropped by itself or a lost port holds every joint at its measured position and is latched
+(diagnostics ERROR, commands refused) until ``~/enable_torque`` true acknowledges it; a lost
+port needs cleanup + configure. A failed reading (silent servo, corrupted replies after the
+retries) writes nothing, so the servos keep their last goal, and refuses commands until a
+reading works again.
 """
 import os
 import time
@@ -34,8 +42,9 @@ from trajectory_msgs.msg import JointTrajectory
 
 from hilserl_msgs.msg import SimGroundTruth
 from hilserl_msgs.srv import ResetEpisode
+from so101_driver.backend import make_backend
 from so101_driver.description import robot_description
-from so101_driver.driver_core import DriverCore, make_backend
+from so101_driver.driver_core import DriverCore
 from so101_driver.driver_loop import DriverLoop
 from so101_driver.errors import CommandError, DriverError
 from so101_driver.model_files import JOINT_NAMES
@@ -51,6 +60,8 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 THROTTLE_S = 2.0
+SETTLE_TIMEOUT_S = 1.0
+SETTLED_SPEED_RAD_S = 0.02
 LOOP_STOP_TIMEOUT_S = 5.0
 
 
@@ -112,7 +123,14 @@ class DriverNode(LifecycleNode):
             + (f', real_time_factor {params.real_time_factor:g}, cameras '
                f'{list(sim_params.camera_names)} at {params.camera_rate_hz:g} Hz '
                f'({sim_params.image_width}x{sim_params.image_height})'
-               if self._is_sim else f', port {params.port} at {params.baudrate} baud'))
+               if self._is_sim else
+               f', port {params.port} at {params.baudrate} baud, calibration '
+               f'{backend.config.calibration_file}, read_retries {params.read_retries}'))
+        for note in getattr(backend, 'notes', ()):
+            self.get_logger().info(f'servo set-up: {note}')
+        if core.fault:
+            self.get_logger().error(f'the servos report a fault at start-up, holding: '
+                                    f'{core.fault}')
         return TransitionCallbackReturn.SUCCESS
 
     def _configure_failed(self, reason: str) -> TransitionCallbackReturn:
@@ -239,10 +257,7 @@ class DriverNode(LifecycleNode):
         self._outputs['joint_states'].publish(
             conversions.joint_state(result.sample, JOINT_NAMES, stamp))
         for event in result.events:
-            if event == 'hold:command_timeout':
-                self.get_logger().warning(
-                    f'no position command for {self.params.command_timeout_s:g} s: holding '
-                    'the current position', throttle_duration_sec=THROTTLE_S)
+            self._log_event(event)
         if not self._is_sim:
             return
         self._outputs['clock'].publish(conversions.clock_message(result.sample.stamp_s))
@@ -254,6 +269,18 @@ class DriverNode(LifecycleNode):
             self._next_camera_s = max(self._next_camera_s + 1.0 / rate,
                                       result.sample.stamp_s)
             self._publish_cameras(stamp)
+
+    def _log_event(self, event: str) -> None:
+        logger = self.get_logger()
+        if event == 'hold:command_timeout':
+            logger.warning(f'no position command for {self.params.command_timeout_s:g} s: '
+                           'holding the current position', throttle_duration_sec=THROTTLE_S)
+        elif event == 'hold:fault':
+            logger.error(f'fault, holding every joint where it is: {self._core.fault}')
+        elif event == 'read_recovered':
+            logger.info('reading the arm works again; holding the last goal')
+        elif event.startswith('fault_cleared:'):
+            logger.info(f'fault acknowledged: {event.partition(":")[2]}')
 
     def _publish_cameras(self, stamp) -> None:
         backend = self._backend
@@ -296,6 +323,8 @@ class DriverNode(LifecycleNode):
             response.success, response.message = False, f'torque change failed: {error}'
             self.get_logger().error(response.message)
             return response
+        for event in self._core.take_events():
+            self._log_event(event)
         response.success = True
         response.message = 'torque enabled' if request.data else 'torque disabled'
         self.get_logger().info(response.message)
@@ -327,10 +356,15 @@ class DriverNode(LifecycleNode):
         deadline = time.monotonic() + self.params.reset_duration_s + 2.0
         while self._core.trajectory_running() and time.monotonic() < deadline:
             time.sleep(0.02)
-        sample = self._core.last_sample
-        response.success = not self._core.trajectory_running()
-        response.message = 'moved home' if response.success else 'move home timed out'
-        response.joint_positions = [float(v) for v in sample.positions_rad]
+        outcome = self._core.trajectory_outcome
+        settle_deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while outcome == 'done' and time.monotonic() < settle_deadline and np.abs(
+                self._core.last_sample.velocities_rad_s).max() > SETTLED_SPEED_RAD_S:
+            time.sleep(0.02)  # the servos lag the commanded path: answer with the arm at rest
+        response.success = outcome == 'done'
+        response.message = 'moved home' if response.success else (
+            f'move home {outcome}' if outcome != 'running' else 'move home timed out')
+        response.joint_positions = [float(v) for v in self._core.last_sample.positions_rad]
         return response
 
     # --- diagnostics (executor thread, wall-clock timer) ---------------------------------
@@ -338,8 +372,14 @@ class DriverNode(LifecycleNode):
         core, loop = self._core, self._loop
         if core is None:
             return
-        level, message, values = core.report(loop is not None and loop.running,
-                                             self._loop_error, loop.rate_hz if loop else 0.0)
+        try:
+            level, message, values = core.report(loop is not None and loop.running,
+                                                 self._loop_error, loop.rate_hz if loop else 0.0)
+        except Exception as error:  # noqa: BLE001 - a backend bug must not end the node
+            level, message, values = 'error', f'health check crashed: {error!r}', {}
+            with core.lock:
+                core.set_fault(message)
+            self.get_logger().error(message, throttle_duration_sec=THROTTLE_S)
         if core.fault:
             self.get_logger().error(f'backend fault, holding the arm: {core.fault}',
                                     throttle_duration_sec=THROTTLE_S)
@@ -364,9 +404,8 @@ def main(args=None) -> None:
     node = None
     try:
         node = DriverNode()
-        if node.autostart:
-            node.trigger_configure()
-            node.trigger_activate()
+        if node.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            node.trigger_activate()  # a failed configure was reported; the node stays up
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -62,6 +62,9 @@ class SimBackend:
                     f'{sim.episode_seed}',
             counters={'physics_steps': self._steps, 'resets': self._resets})
 
+    def clear_faults(self) -> None:
+        """Nothing is latched: an unstable simulation stays faulted until it is reset."""
+
     def close(self) -> None:
         if self.sim is not None:
             sim, self.sim = self.sim, None

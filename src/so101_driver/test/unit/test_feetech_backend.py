@@ -248,3 +248,31 @@ def test_close_is_idempotent_and_respects_the_torque_setting(config, virtual):
     keep.set_torque(True)
     keep.close()
     assert virtual.servo(1).get('Torque_Enable') == 1
+
+
+def test_a_reading_carries_the_error_bits_of_its_status_packets(backend, virtual):
+    assert backend.read().joint_faults == {}
+    virtual.set_error(3, 'overload', 'overheat')
+    assert backend.read().joint_faults == {'elbow_flex': ('overheat', 'overload')}
+    virtual.set_error(3)
+    assert backend.read().joint_faults == {}  # per reading; health() keeps them latched
+    assert backend.health().joints['elbow_flex'].faults == ('overheat', 'overload')
+
+
+def test_health_warns_once_about_a_failed_reading_and_about_a_failed_health_read(
+        config, virtual):
+    robot = FeetechBackend(dataclasses.replace(config, timeout_margin_s=0.02))
+    robot.connect()
+    try:
+        assert robot.health().warnings == ()
+        virtual.set_silent(2)
+        with pytest.raises(ServoMissingError):
+            robot.read()
+        warnings = robot.health().warnings
+        assert len(warnings) == 2 and 'since the last health check' in warnings[0]
+        assert 'health read failed' in warnings[1] and 'shoulder_lift' in warnings[1]
+        virtual.set_silent(2, False)
+        robot.read()
+        assert robot.health().warnings == ()  # not repeated once it works again
+    finally:
+        robot.close()

@@ -171,3 +171,18 @@ def test_timeouts_follow_the_baud_rate():
     assert fast.timeout_for(14, 72, 6) == pytest.approx(86e-5 + 6 * 6e-4 + 0.01)
     assert slow.timeout_for(14, 72, 6) - fast.timeout_for(14, 72, 6) == pytest.approx(
         86 * 10 / 57_600 - 86e-5)
+
+
+def test_a_port_that_vanishes_gives_a_transport_error():
+    virtual = VirtualBus(seed=1)
+    virtual.start()
+    feetech = FeetechBus(virtual.port, timeout_margin_s=0.2, joint_names=NAMES)
+    feetech.open()
+    assert feetech.ping(1) == 0
+    virtual.stop()  # as a USB adapter pulled out: every access fails with EIO
+    with pytest.raises(TransportError, match='unplugged'):
+        feetech.sync_read(IDS, STATE)
+    with pytest.raises(TransportError):
+        feetech.sync_write('Goal_Position', dict.fromkeys(IDS, 2048))
+    feetech.close()
+    assert not feetech.is_open
