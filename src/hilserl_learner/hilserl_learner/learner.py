@@ -29,7 +29,7 @@ from hilserl_learner.rl.agent import SACAgent
 from hilserl_learner.rl.buffer import ReplayBuffer
 from hilserl_learner.rl.encoders import EncoderConfig, file_sha256
 from hilserl_learner.rl.mixer import RLPDMixer
-from hilserl_learner.rl.sac_rlpd import bc_loss, SACConfig, update
+from hilserl_learner.rl.sac_rlpd import SACConfig, bc_loss, update
 
 _EPISODES_TRACKED = 256
 

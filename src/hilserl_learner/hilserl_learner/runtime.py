@@ -26,6 +26,6 @@ def tune_malloc(mmap_threshold_bytes: int = 32 << 20, trim_threshold_bytes: int 
 
 
 def configure_process(num_threads: int) -> None:
-    """torch intra-op threads (>= 1) and the allocator tuning above."""
+    """Torch intra-op threads (>= 1) and the allocator tuning above."""
     torch.set_num_threads(max(1, num_threads))
     tune_malloc()

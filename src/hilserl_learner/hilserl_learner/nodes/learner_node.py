@@ -14,6 +14,7 @@ subscribes and starts the training thread; deactivate stops both; cleanup writes
 and releases everything; shutdown (and SIGINT) writes the final checkpoint.
 """
 import array
+import contextlib
 import pathlib
 import threading
 import time
@@ -259,10 +260,8 @@ def _destroy(*pairs) -> None:
     """Destroy ROS handles; after the context shut down (SIGINT) they may be gone already."""
     for handle, destroy in pairs:
         if handle is not None:
-            try:
+            with contextlib.suppress(Exception):  # nothing left to release
                 destroy(handle)
-            except Exception:  # noqa: BLE001 - nothing left to release
-                pass
 
 
 def main(args=None):

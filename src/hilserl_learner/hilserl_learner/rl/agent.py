@@ -15,7 +15,7 @@ from torch import nn
 from hilserl_learner.errors import ConfigurationError
 from hilserl_learner.observation import ObservationSpec
 from hilserl_learner.rl.buffer import ObsBatch, ReplayBuffer
-from hilserl_learner.rl.encoders import dense_ln_tanh, EncoderConfig
+from hilserl_learner.rl.encoders import EncoderConfig, dense_ln_tanh
 from hilserl_learner.rl.networks import CriticEnsemble, PolicyNetwork
 from hilserl_learner.rl.sac_rlpd import SACConfig
 

@@ -134,7 +134,7 @@ class ReplayBuffer:
         if self.frame_capacity < 2:
             raise ValueError('frame_capacity must be >= 2')
         if frame_shapes is None:
-            frame_shapes = {c: ((*spec.image_size, 3), np.uint8) for c in spec.camera_names}
+            frame_shapes = dict.fromkeys(spec.camera_names, ((*spec.image_size, 3), np.uint8))
         self.frame_shapes = {c: (tuple(s), np.dtype(d)) for c, (s, d) in frame_shapes.items()}
         self.frame_transform = frame_transform
         c, s, p, a = self.capacity, spec.state_dim, spec.privileged_dim, spec.stored_action_dim

@@ -38,7 +38,7 @@ class EncoderConfig:
     trunk_checkpoint: str = ''
     """Local file with the trunk's state dict (torch.save); '' = random initialisation."""
     trunk_checkpoint_sha256: str = ''
-    """sha256 of ``trunk_checkpoint``, filled in by the learner so the actor can verify its copy."""
+    """sha256 of ``trunk_checkpoint`` (the learner fills it in; the actor verifies its copy)."""
     freeze_trunk: bool = False
     """Keep the trunk fixed (requires ``trunk_checkpoint``); it is then never sent to the actor."""
     cache_trunk_features: bool = True

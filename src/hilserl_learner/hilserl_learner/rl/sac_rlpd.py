@@ -5,9 +5,9 @@ with shape asserts, as SERL's), then ``update``: ``utd_ratio`` critic steps on f
 one actor + temperature step, Polyak averaging of the targets. Paper references for every
 choice are in docs/sac_rlpd.md.
 """
+from collections.abc import Callable
 import dataclasses
 import math
-from typing import Callable
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -137,7 +137,7 @@ def actor_loss(agent, features: torch.Tensor, privileged: torch.Tensor
 
 def temperature_loss(agent, log_prob: torch.Tensor, target_entropy: float
                      ) -> tuple[torch.Tensor, dict]:
-    """alpha (H - H_target): alpha grows while the entropy H is below its target."""
+    """Alpha (H - H_target): alpha grows while the entropy H is below its target."""
     assert log_prob.dim() == 1 and not log_prob.requires_grad
     alpha = agent.log_alpha.exp()
     loss = (alpha * (-log_prob - target_entropy)).mean()
@@ -192,7 +192,7 @@ def update(agent, sample: Callable[[], Batch], config: SACConfig) -> dict[str, t
 
 @torch.no_grad()
 def polyak(agent, weight: float) -> None:
-    """target <- (1 - weight) target + weight online, for every target network."""
+    """Target <- (1 - weight) target + weight online, for every target network."""
     for target, online in agent.target_pairs():
         for t, o in zip(target.parameters(), online.parameters(), strict=True):
             t.lerp_(o, weight)
