@@ -73,8 +73,17 @@ class BatchArrays:
             'gripper_penalty': np.zeros(n, np.float32),
             'is_intervention': np.zeros(n, np.float32),
         }
-        self.images = {c: np.zeros((n, *s), np.float32) for c, s in frame_shapes.items()}
-        self.next_images = {c: np.zeros((n, *s), np.float32) for c, s in frame_shapes.items()}
+        self.images = {c: self._allocate(n, s) for c, s in frame_shapes.items()}
+        self.next_images = {c: self._allocate(n, s) for c, s in frame_shapes.items()}
+
+    @staticmethod
+    def _allocate(n: int, shape: tuple[int, ...]) -> np.ndarray:
+        """Pixels (H, W, 3) are stored channel-first and exposed as an (n, H, W, 3) view, so
+        the trunk's permute to (n, 3, H, W) is contiguous: no copy, and no channels-last
+        tensors downstream (which make the spatial embedding's bmm ~20x slower on CPU)."""
+        if len(shape) == 3 and shape[-1] == 3:
+            return np.zeros((n, 3, *shape[:2]), np.float32).transpose(0, 2, 3, 1)
+        return np.zeros((n, *shape), np.float32)
 
     def as_batch(self) -> Batch:
         t = {k: torch.from_numpy(v) for k, v in self.fields.items()}
@@ -90,7 +99,8 @@ def shift_frames_into(frames: np.ndarray, slots: np.ndarray, out: np.ndarray, pa
     """DrQ random shift: out[i] = frames[slots[i]] padded by ``pad`` edge pixels, cropped back.
 
     Equivalent to replicate-padding then a random crop of the original size (Yarats et al.
-    2021), done in one pass per frame without materialising the padded image.
+    2021), with an independent shift per frame, done in one pass per frame (converting to
+    ``out``'s dtype) without materialising the padded image.
     """
     height, width = frames.shape[1:3]
     shifts = rng.integers(-pad, pad + 1, size=(len(slots), 2))
