@@ -40,12 +40,12 @@ LEROBOT = {'state': 42.0, 'cameras': 0.27, 'resnet': 0.16, 'bytes': 393e3, 'push
 CAMERAS = ('front', 'wrist')
 
 
-def make_learner(run_dir, cameras=(), encoder=EncoderConfig(), sac=SACConfig(), gripper=True,
-                 online=3000, demo=1000) -> Learner:
+def make_learner(run_dir, cameras=(), encoder=None, sac=None, gripper=True, online=3000,
+                 demo=1000) -> Learner:
     params = LearnerParams(state_dim=6, action_dim=3, discrete_gripper=gripper,
                            camera_names=cameras, online_capacity=online, demo_capacity=demo,
                            run_dir=str(run_dir))
-    return Learner(params, sac, encoder)
+    return Learner(params, sac or SACConfig(), encoder or EncoderConfig())
 
 
 def fill(learner, transitions: int, episode_length: int = 50, seed: int = 0) -> None:

@@ -80,7 +80,8 @@ class BatchArrays:
     def _allocate(n: int, shape: tuple[int, ...]) -> np.ndarray:
         """Pixels (H, W, 3) are stored channel-first and exposed as an (n, H, W, 3) view, so
         the trunk's permute to (n, 3, H, W) is contiguous: no copy, and no channels-last
-        tensors downstream (which make the spatial embedding's bmm ~20x slower on CPU)."""
+        tensors downstream (which make the spatial embedding's bmm ~20x slower on CPU).
+        """
         if len(shape) == 3 and shape[-1] == 3:
             return np.zeros((n, 3, *shape[:2]), np.float32).transpose(0, 2, 3, 1)
         return np.zeros((n, *shape), np.float32)
