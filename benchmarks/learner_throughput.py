@@ -70,9 +70,25 @@ def fill(learner, transitions: int, episode_length: int = 50, seed: int = 0) -> 
         current = observation() if step == episode_length - 1 else following
 
 
-def updates_per_s(learner, seconds: float) -> float:
-    for _ in range(2):
+def gflop_per_update(learner) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
         learner.train_step()
+    return counter.get_total_flops() / 1e9
+
+
+def matmul_gflops(seconds: float = 2.0) -> float:
+    a, b = torch.randn(256, 256), torch.randn(256, 256)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    return count * 2 * 256 ** 3 / (time.perf_counter() - start) / 1e9
+
+
+def updates_per_s(learner, seconds: float) -> float:
+    learner.train_step()
     count, start = 0, time.perf_counter()
     while count < 3 or time.perf_counter() - start < seconds:
         learner.train_step()
@@ -168,11 +184,13 @@ def main() -> None:
     print(f'torch {torch.__version__}, {args.threads} threads '
           f"(OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}), "
           f'{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start', flush=True)
+    print(f'256x256 float32 matmul on this machine now: {matmul_gflops():.0f} GFLOP/s',
+          flush=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix='learner_bench_'))
     resnet_file = tmp / 'resnet10.pt'
     torch.save(ResNet10Trunk().state_dict(), resnet_file)
     resnet = EncoderConfig(trunk='resnet10', trunk_checkpoint=str(resnet_file),
-                           freeze_trunk=True, projection_channels=64)
+                           freeze_trunk=True, projection_channels=32)
 
     cases = [
         ('state only', (), EncoderConfig(), SACConfig(), True, LEROBOT['state']),
@@ -189,9 +207,11 @@ def main() -> None:
     for name, cameras, encoder, sac, gripper, reference in cases:
         learner = make_learner(tmp / name.replace(' ', '_'), cameras, encoder, sac, gripper)
         fill(learner, 1200)
+        gflop = gflop_per_update(learner)
         rate = updates_per_s(learner, args.seconds)
         print(f'updates/s at batch 256, {name}: {rate:.2f} ({rate * sac.utd_ratio:.2f} critic '
-              f'steps/s; LeRobot {reference}/s -> {rate / reference:.1f}x)', flush=True)
+              f'steps/s; LeRobot {reference}/s -> {rate / reference:.1f}x; {gflop:.2f} GFLOP '
+              f'per update, {gflop * rate:.0f} GFLOP/s)', flush=True)
         learners[name] = learner
 
     for name in ('state only', 'two 128x128 cameras, default conv encoder',
@@ -223,7 +243,7 @@ def main() -> None:
                             ('frozen ResNet-10', {'trunk': 'resnet10',
                                                   'trunk_checkpoint': str(resnet_file),
                                                   'freeze_trunk': True,
-                                                  'projection_channels': 64})):
+                                                  'projection_channels': 32})):
         size, median, worst = ros_fetch(node_parameters(CAMERAS, overrides))
         print(f'weight fetch over /hilserl/get_policy_weights (two processes), two cameras, '
               f'{name}: {size / 1e6:.2f} MB, median {median:.1f} ms, max {worst:.1f} ms',

@@ -169,7 +169,10 @@ def load_trunk_checkpoint(trunk: nn.Module, path: str) -> None:
     """Load a state dict file into ``trunk``; classifier heads (``fc.*``) are ignored."""
     if not pathlib.Path(path).is_file():
         raise ConfigurationError(f'trunk checkpoint {path!r} does not exist')
-    state = torch.load(path, map_location='cpu', weights_only=True)
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is a configuration error
+        raise ConfigurationError(f'cannot read trunk checkpoint {path!r}: {error}') from error
     if isinstance(state, dict) and 'state_dict' in state:
         state = state['state_dict']
     state = {k.removeprefix('module.'): v for k, v in state.items() if not k.startswith('fc.')}
