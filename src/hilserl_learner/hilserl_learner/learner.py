@@ -32,6 +32,10 @@ from hilserl_learner.rl.mixer import RLPDMixer
 from hilserl_learner.rl.sac_rlpd import SACConfig, bc_loss, update
 
 _EPISODES_TRACKED = 256
+# Extra frame slots per transition slot: the online buffer holds whole episodes (one extra
+# frame per episode); the demo buffer holds intervention segments, some only a step long.
+ONLINE_FRAME_SLACK = 1 / 16
+DEMO_FRAME_SLACK = 1 / 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,14 +61,18 @@ class Learner:
         torch.manual_seed(params.seed)
         self.agent = SACAgent(self.spec, sac, encoder)
         frame_bytes = self.agent.frame_bytes()
-        needed = sum(ReplayBuffer.estimate_bytes(self.spec, c, frame_bytes)
-                     for c in (params.online_capacity, params.demo_capacity))
+        needed = sum(ReplayBuffer.estimate_bytes(self.spec, c, frame_bytes,
+                                                 int(c * (1 + slack)) + 2)
+                     for c, slack in ((params.online_capacity, ONLINE_FRAME_SLACK),
+                                      (params.demo_capacity, DEMO_FRAME_SLACK)))
         if needed > params.max_buffer_memory_gb * 1e9:
             raise ValueError(f'max_buffer_memory_gb: the buffers need {needed / 1e9:.1f} GB; '
                              'lower online_capacity / demo_capacity or raise the limit')
-        self.mixer = RLPDMixer(self.agent.make_buffer(params.online_capacity),
-                               self.agent.make_buffer(params.demo_capacity), sac.batch_size,
-                               sac.demo_fraction, sac.drq_pad, seed=params.seed)
+        self.buffer_bytes_allocated = needed
+        self.mixer = RLPDMixer(
+            self.agent.make_buffer(params.online_capacity, ONLINE_FRAME_SLACK),
+            self.agent.make_buffer(params.demo_capacity, DEMO_FRAME_SLACK), sac.batch_size,
+            sac.demo_fraction, sac.drq_pad, seed=params.seed)
         self.config_json = json.dumps(policy_config(
             self.spec, encoder, sac.hidden_dims, sac.activation, sac.std_min, sac.std_max))
         self.lock = threading.Lock()  # guards the buffers and the ingestion counters

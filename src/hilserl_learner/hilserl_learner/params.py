@@ -31,9 +31,9 @@ class LearnerParams:
     """Length of Observation.privileged_state (0 = none; needed by sac.asymmetric_critic)."""
 
     # --- buffers ---
-    online_capacity: int = 50_000
-    """Online buffer capacity, transitions (every transition)."""
-    demo_capacity: int = 20_000
+    online_capacity: int = 40_000
+    """Online buffer capacity, transitions (every transition; 40 000 = 67 min at 10 Hz)."""
+    demo_capacity: int = 15_000
     """Demo buffer capacity, transitions (demonstrations and intervention steps)."""
     max_buffer_memory_gb: float = 8.0
     """Configure fails if both buffers together would need more memory than this."""

@@ -271,8 +271,8 @@ def main(args=None):
         node = LearnerNode()
         executor = MultiThreadedExecutor(num_threads=4)
         executor.add_node(node)
-        if node.get_parameter('autostart').value:
-            node.trigger_configure()
+        if (node.get_parameter('autostart').value
+                and node.trigger_configure() == TransitionCallbackReturn.SUCCESS):
             node.trigger_activate()
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

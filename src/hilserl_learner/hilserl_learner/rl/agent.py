@@ -93,8 +93,15 @@ class SACAgent(nn.Module):
             return trunk(pixels).to(torch.float16).numpy()
         return trunk_features
 
-    def make_buffer(self, capacity: int) -> ReplayBuffer:
+    def make_buffer(self, capacity: int, frame_slack: float) -> ReplayBuffer:
+        """A buffer of ``capacity`` transitions and ``(1 + frame_slack) * capacity`` frames.
+
+        Contiguous episodes need one frame per transition plus one per episode; transitions
+        after gaps (isolated intervention steps) need two. When frames run out, the oldest
+        transitions leave early (the buffer then holds fewer than ``capacity``).
+        """
         return ReplayBuffer(self.spec, capacity, self.frame_shapes(),
+                            frame_capacity=int(capacity * (1 + frame_slack)) + 2,
                             frame_transform=self.frame_transform())
 
     def frame_bytes(self) -> int:
