@@ -10,6 +10,7 @@ import inspect
 import typing
 
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
 _ARRAY_TYPES = {str: Parameter.Type.STRING_ARRAY, int: Parameter.Type.INTEGER_ARRAY,
@@ -62,7 +63,10 @@ def read_dataclass(node, cls, prefix: str = ''):
     """Build ``cls`` from the node's parameters (``__post_init__`` validates: ValueError)."""
     hints, values = typing.get_type_hints(cls), {}
     for field in dataclasses.fields(cls):
-        value = node.get_parameter(prefix + field.name).value
+        try:
+            value = node.get_parameter(prefix + field.name).value
+        except ParameterUninitializedException:  # an empty-array default, never set
+            value = field.default
         element = _element_type(hints[field.name])
         if element is not None:
             value = tuple(element(v) for v in (value if value is not None else ()))
