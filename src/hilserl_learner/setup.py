@@ -33,6 +33,7 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
+            'learner_node = hilserl_learner.nodes.learner_node:main',
         ],
     },
 )

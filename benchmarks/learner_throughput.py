@@ -1,0 +1,254 @@
+"""Learner throughput, memory and weight-push figures, next to LeRobot 0.4.4's on this machine.
+
+    source scripts/ros_env.sh
+    python benchmarks/learner_throughput.py              # all figures (about 3 minutes)
+    python benchmarks/learner_throughput.py --no-ros     # without the ROS service fetch
+
+Prints, each on its own line:
+- updates/s at batch 256 (one ``update()`` = utd_ratio critic steps + actor + temperature +
+  Polyak) for state only, two 128x128 cameras with the default encoder, and two cameras with
+  a frozen ResNet-10 (features cached per frame); also a LeRobot-like setting (utd_ratio 1,
+  no gripper critic), which is what LeRobot's "update" does;
+- actor inference latency at batch 1 (``Policy.act``);
+- bytes per stored transition with two 128x128 cameras;
+- weight payload size and fetch latency over /hilserl/get_policy_weights between two
+  processes (the installed learner_node and this process).
+The ResNet-10 trunk uses random weights saved to a local checkpoint file: no pretrained file
+is reachable offline, and the compute is the same.
+"""
+import argparse
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from hilserl_learner.learner import Learner
+from hilserl_learner.observation import Observation, Transition
+from hilserl_learner.params import LearnerParams
+from hilserl_learner.policy import Policy
+from hilserl_learner.rl.encoders import EncoderConfig, ResNet10Trunk
+from hilserl_learner.rl.sac_rlpd import SACConfig
+from hilserl_learner.runtime import configure_process
+
+LEROBOT = {'state': 42.0, 'cameras': 0.27, 'resnet': 0.16, 'bytes': 393e3, 'push': 30.8e6}
+CAMERAS = ('front', 'wrist')
+
+
+def make_learner(run_dir, cameras=(), encoder=None, sac=None, gripper=True, online=3000,
+                 demo=1000) -> Learner:
+    params = LearnerParams(state_dim=6, action_dim=3, discrete_gripper=gripper,
+                           camera_names=cameras, online_capacity=online, demo_capacity=demo,
+                           run_dir=str(run_dir))
+    return Learner(params, sac or SACConfig(), encoder or EncoderConfig())
+
+
+def fill(learner, transitions: int, episode_length: int = 50, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    spec = learner.spec
+
+    def observation():
+        return Observation(rng.standard_normal(spec.state_dim).astype(np.float32),
+                           {c: rng.integers(0, 256, (*spec.image_size, 3), dtype=np.uint8)
+                            for c in spec.camera_names})
+    current = observation()
+    for i in range(transitions):
+        step = i % episode_length
+        following = observation()
+        action = rng.uniform(-1, 1, spec.stored_action_dim).astype(np.float32)
+        if spec.discrete_gripper:
+            action[-1] = rng.integers(0, 3)
+        learner.add_transition(Transition(
+            current, action, float(rng.random() < 0.05), following, terminated=False,
+            truncated=step == episode_length - 1, is_intervention=i % 3 == 0,
+            episode_id=i // episode_length, step_index=step, source='bench'))
+        current = observation() if step == episode_length - 1 else following
+
+
+def gflop_per_update(learner) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        learner.train_step()
+    return counter.get_total_flops() / 1e9
+
+
+def matmul_gflops(seconds: float = 2.0) -> float:
+    a, b = torch.randn(256, 256), torch.randn(256, 256)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    return count * 2 * 256 ** 3 / (time.perf_counter() - start) / 1e9
+
+
+def updates_per_s(learner, seconds: float) -> float:
+    learner.train_step()
+    count, start = 0, time.perf_counter()
+    while count < 3 or time.perf_counter() - start < seconds:
+        learner.train_step()
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
+def act_latency_ms(learner) -> tuple[float, float]:
+    weights = learner.publish_weights()
+    policy = Policy.from_config_json(weights.config_json)
+    policy.load_weights(weights.blob, weights.checksum, weights.version)
+    rng = np.random.default_rng(0)
+    obs = Observation(rng.standard_normal(6).astype(np.float32),
+                      {c: rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+                       for c in learner.spec.camera_names})
+    times = []
+    for _ in range(200):
+        start = time.perf_counter()
+        policy.act(obs, deterministic=False)
+        times.append((time.perf_counter() - start) * 1e3)
+    times = sorted(times[20:])
+    return statistics.median(times), times[int(0.99 * len(times)) - 1]
+
+
+def ros_fetch(parameters: dict, calls: int = 10) -> tuple[int, float, float]:
+    """Start learner_node, fetch the full payload ``calls`` times; (bytes, median ms, max ms)."""
+    import rclpy
+
+    from hilserl_msgs.srv import GetPolicyWeights
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / 'tests'))
+    from hilserl_testing.domains import DomainLease
+    from hilserl_testing.processes import executable_path, ros_arguments, write_params_file
+
+    lease = DomainLease()
+    env = dict(os.environ, ROS_DOMAIN_ID=str(lease.domain_id))
+    with tempfile.TemporaryDirectory() as tmp:
+        params_file = write_params_file(pathlib.Path(tmp) / 'learner.yaml',
+                                        dict(parameters, autostart=True, run_dir=tmp))
+        node = subprocess.Popen(
+            [str(executable_path('hilserl_learner', 'learner_node')),
+             *ros_arguments('learner', params_files=[params_file])],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        context = rclpy.Context()
+        rclpy.init(context=context, domain_id=lease.domain_id)
+        client_node = rclpy.create_node('benchmark_client', context=context)
+        try:
+            client = client_node.create_client(GetPolicyWeights, '/hilserl/get_policy_weights')
+            executor = rclpy.executors.SingleThreadedExecutor(context=context)
+            executor.add_node(client_node)
+            if not client.wait_for_service(timeout_sec=60):
+                raise RuntimeError('learner_node did not offer its weights service')
+            times, size = [], 0
+            for _ in range(calls + 1):
+                start = time.perf_counter()
+                future = client.call_async(GetPolicyWeights.Request(current_version=0))
+                executor.spin_until_future_complete(future, timeout_sec=30)
+                response = future.result()
+                blob = bytes(response.weights)
+                times.append((time.perf_counter() - start) * 1e3)
+                size = len(blob)
+            times = times[1:]  # the first call includes discovery
+            return size, statistics.median(times), max(times)
+        finally:
+            client_node.destroy_node()
+            context.try_shutdown()
+            node.terminate()
+            node.wait(timeout=30)
+            lease.release()
+
+
+def node_parameters(cameras, encoder_overrides: dict) -> dict:
+    params = {'state_dim': 6, 'action_dim': 3, 'discrete_gripper': True,
+              'camera_names': list(cameras), 'online_capacity': 1000, 'demo_capacity': 500,
+              'checkpoint_every_updates': 0}
+    params.update({f'encoder.{k}': v for k, v in encoder_overrides.items()})
+    return params
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--threads', type=int, default=os.cpu_count())
+    parser.add_argument('--seconds', type=float, default=20.0,
+                        help='timing window per throughput figure')
+    parser.add_argument('--no-ros', action='store_true', help='skip the ROS service fetch')
+    args = parser.parse_args()
+    if args.threads > 1 and 'OMP_WAIT_POLICY' not in os.environ:
+        # As the learner node does (hilserl_learner/nodes/__init__.py): passive OpenMP
+        # waiting, which must be set before torch starts, so start again with it.
+        os.execve(sys.executable, [sys.executable, *sys.argv],
+                  dict(os.environ, OMP_WAIT_POLICY='PASSIVE'))
+    configure_process(args.threads)
+    torch.manual_seed(0)
+    print(f'torch {torch.__version__}, {args.threads} threads '
+          f"(OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}), "
+          f'{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start', flush=True)
+    print(f'256x256 float32 matmul on this machine now: {matmul_gflops():.0f} GFLOP/s',
+          flush=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix='learner_bench_'))
+    resnet_file = tmp / 'resnet10.pt'
+    torch.save(ResNet10Trunk().state_dict(), resnet_file)
+    resnet = EncoderConfig(trunk='resnet10', trunk_checkpoint=str(resnet_file),
+                           freeze_trunk=True, projection_channels=32)
+
+    cases = [
+        ('state only', (), EncoderConfig(), SACConfig(), True, LEROBOT['state']),
+        ('state only, LeRobot-like (utd_ratio 1, no gripper critic)', (), EncoderConfig(),
+         SACConfig(utd_ratio=1), False, LEROBOT['state']),
+        ('two 128x128 cameras, default conv encoder', CAMERAS, EncoderConfig(), SACConfig(),
+         True, LEROBOT['cameras']),
+        ('two 128x128 cameras, conv encoder, utd_ratio 1', CAMERAS, EncoderConfig(),
+         SACConfig(utd_ratio=1), True, LEROBOT['cameras']),
+        ('two 128x128 cameras, frozen ResNet-10 (cached features)', CAMERAS, resnet,
+         SACConfig(), True, LEROBOT['resnet']),
+    ]
+    learners = {}
+    for name, cameras, encoder, sac, gripper, reference in cases:
+        learner = make_learner(tmp / name.replace(' ', '_'), cameras, encoder, sac, gripper)
+        fill(learner, 1200)
+        gflop = gflop_per_update(learner)
+        rate = updates_per_s(learner, args.seconds)
+        print(f'updates/s at batch 256, {name}: {rate:.2f} ({rate * sac.utd_ratio:.2f} critic '
+              f'steps/s; LeRobot {reference}/s -> {rate / reference:.1f}x; {gflop:.2f} GFLOP '
+              f'per update, {gflop * rate:.0f} GFLOP/s)', flush=True)
+        learners[name] = learner
+
+    for name in ('state only', 'two 128x128 cameras, default conv encoder',
+                 'two 128x128 cameras, frozen ResNet-10 (cached features)'):
+        median, p99 = act_latency_ms(learners[name])
+        print(f'actor inference latency at batch 1, {name}: median {median:.2f} ms, '
+              f'p99 {p99:.2f} ms', flush=True)
+
+    for name, encoder in (('default conv encoder', EncoderConfig()),
+                          ('frozen ResNet-10, cached features', resnet)):
+        learner = make_learner(tmp / f'bytes_{encoder.trunk}', CAMERAS, encoder,
+                               online=2000, demo=10)
+        fill(learner, 1000)
+        buffer = learner.mixer.online
+        per = buffer.bytes_used / len(buffer)
+        print(f'bytes per stored transition, two 128x128 cameras, {name}: {per:,.0f} B '
+              f'({per / 1e3:.1f} kB = {per / 1024:.1f} KiB; LeRobot {LEROBOT["bytes"] / 1e3:.0f}'
+              f' kB -> {per / LEROBOT["bytes"]:.1%})', flush=True)
+
+    for name in ('state only', 'two 128x128 cameras, default conv encoder',
+                 'two 128x128 cameras, frozen ResNet-10 (cached features)'):
+        size = len(learners[name].publish_weights().blob)
+        print(f'weight payload, {name}: {size / 1e6:.2f} MB (LeRobot with ResNet-10 '
+              f'{LEROBOT["push"] / 1e6:.1f} MB -> {size / LEROBOT["push"]:.1%})', flush=True)
+
+    if args.no_ros:
+        return
+    for name, overrides in (('default conv encoder', {}),
+                            ('frozen ResNet-10', {'trunk': 'resnet10',
+                                                  'trunk_checkpoint': str(resnet_file),
+                                                  'freeze_trunk': True,
+                                                  'projection_channels': 32})):
+        size, median, worst = ros_fetch(node_parameters(CAMERAS, overrides))
+        print(f'weight fetch over /hilserl/get_policy_weights (two processes), two cameras, '
+              f'{name}: {size / 1e6:.2f} MB, median {median:.1f} ms, max {worst:.1f} ms',
+              flush=True)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,261 @@
+"""The learner core (ROS-free): ingest -> update -> weights, stats and checkpoints.
+
+``Learner`` owns the agent and both buffers. Threads (the node's or a test's):
+- ingestion calls ``add_transition`` (validates, counts rejections and drops, stores);
+- one training thread calls ``training_loop`` (updates as fast as the machine allows once
+  ``learning_starts`` online transitions arrived, a new weights version every
+  ``weights_period_s``, a checkpoint every ``checkpoint_every_updates``);
+- the weights service calls ``weights_for``; a stats timer calls ``stats``.
+A lock guards the buffers (held while adding one transition or drawing one batch); weights are
+published as immutable snapshots. Checkpoints are captured between updates and written by a
+background thread (``checkpoint.py``), so the training thread never waits on the disk.
+"""
+import collections
+import concurrent.futures
+import dataclasses
+import json
+import threading
+import time
+
+import numpy as np
+import torch
+
+from hilserl_learner import checkpoint as ckpt
+from hilserl_learner.errors import DatasetError, InvalidTransitionError
+from hilserl_learner.observation import Transition, validate_transition
+from hilserl_learner.params import LearnerParams
+from hilserl_learner.policy import encode_weights, policy_config
+from hilserl_learner.rl.agent import SACAgent
+from hilserl_learner.rl.buffer import ReplayBuffer
+from hilserl_learner.rl.encoders import EncoderConfig, file_sha256
+from hilserl_learner.rl.mixer import RLPDMixer
+from hilserl_learner.rl.sac_rlpd import SACConfig, bc_loss, update
+
+_EPISODES_TRACKED = 256
+# Extra frame slots per transition slot: the online buffer holds whole episodes (one extra
+# frame per episode); the demo buffer holds intervention segments, some only a step long.
+ONLINE_FRAME_SLACK = 1 / 16
+DEMO_FRAME_SLACK = 1 / 4
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyWeights:
+    """One immutable version of the actor's parameters."""
+
+    version: int
+    blob: bytes
+    checksum: str
+    config_json: str
+
+
+class Learner:
+    """SAC + RLPD learner core (see the module docstring)."""
+
+    def __init__(self, params: LearnerParams, sac: SACConfig, encoder: EncoderConfig):
+        self.params = params
+        self.spec = params.observation_spec()
+        if encoder.trunk_checkpoint and not encoder.trunk_checkpoint_sha256:
+            encoder = dataclasses.replace(
+                encoder, trunk_checkpoint_sha256=file_sha256(encoder.trunk_checkpoint))
+        self.sac, self.encoder_config = sac, encoder
+        torch.manual_seed(params.seed)
+        self.agent = SACAgent(self.spec, sac, encoder)
+        frame_bytes = self.agent.frame_bytes()
+        needed = sum(ReplayBuffer.estimate_bytes(self.spec, c, frame_bytes,
+                                                 int(c * (1 + slack)) + 2)
+                     for c, slack in ((params.online_capacity, ONLINE_FRAME_SLACK),
+                                      (params.demo_capacity, DEMO_FRAME_SLACK)))
+        if needed > params.max_buffer_memory_gb * 1e9:
+            raise ValueError(f'max_buffer_memory_gb: the buffers need {needed / 1e9:.1f} GB; '
+                             'lower online_capacity / demo_capacity or raise the limit')
+        self.buffer_bytes_allocated = needed
+        self.mixer = RLPDMixer(
+            self.agent.make_buffer(params.online_capacity, ONLINE_FRAME_SLACK),
+            self.agent.make_buffer(params.demo_capacity, DEMO_FRAME_SLACK), sac.batch_size,
+            sac.demo_fraction, sac.drq_pad, seed=params.seed)
+        self.config_json = json.dumps(policy_config(
+            self.spec, encoder, sac.hidden_dims, sac.activation, sac.std_min, sac.std_max))
+        self.lock = threading.Lock()  # guards the buffers and the ingestion counters
+        self.counters = collections.Counter()
+        self.rejections = collections.Counter()
+        self.last_rejection = ''
+        self._episode_steps = collections.OrderedDict()
+        self.last_info: dict[str, float] = {}
+        self._weights: PolicyWeights | None = None
+        self._weights_time = 0.0
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, 'checkpoint_writer')
+        self._pending_checkpoint: concurrent.futures.Future | None = None
+
+    # --- ingestion ---------------------------------------------------------------------------
+    def add_transition(self, transition: Transition) -> bool:
+        """Validate and store one transition; False (and counted) if it was rejected."""
+        try:
+            validate_transition(transition, self.spec)
+        except InvalidTransitionError as error:
+            with self.lock:
+                self.counters['rejected'] += 1
+                self.rejections[error.reason] += 1
+                self.last_rejection = str(error)
+            return False
+        with self.lock:
+            self.counters['received'] += 1
+            self.counters['dropped'] += self._gap(transition)
+            self.mixer.add(transition)
+        return True
+
+    def _gap(self, transition: Transition) -> int:
+        """Steps missing before this one in its episode (messages lost in transport)."""
+        key = (transition.source, transition.episode_id)
+        last = self._episode_steps.pop(key, None)
+        self._episode_steps[key] = transition.step_index
+        if len(self._episode_steps) > _EPISODES_TRACKED:
+            self._episode_steps.popitem(last=False)
+        if last is None or transition.step_index <= last:
+            return 0
+        return transition.step_index - last - 1
+
+    def add_demo_transitions(self, transitions) -> int:
+        """Bulk-add demonstrations to the demo buffer (validated); returns how many were kept."""
+        kept = 0
+        for transition in transitions:
+            try:
+                validate_transition(transition, self.spec)
+            except InvalidTransitionError as error:
+                raise DatasetError(f'demonstration transition rejected: {error}') from error
+            with self.lock:
+                self.mixer.demo.add(transition)
+            kept += 1
+        return kept
+
+    def load_demo_dataset(self, path: str) -> int:
+        """Load recorded demonstrations via ``hilserl_learner.dataset.load_transitions``."""
+        try:
+            from hilserl_learner import dataset
+        except ImportError as error:
+            raise DatasetError('demo_dataset needs hilserl_learner.dataset (the dataset '
+                               'loader comes in a later change)') from error
+        return self.add_demo_transitions(dataset.load_transitions(path, self.spec))
+
+    # --- training ----------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return len(self.mixer.online) >= max(1, self.params.learning_starts)
+
+    def _sample(self):
+        with self.lock:
+            return self.mixer.sample()
+
+    def bc_warm_start(self, steps: int) -> dict[str, float]:
+        """``steps`` behaviour-cloning steps of the actor and encoder on the demo buffer."""
+        if steps == 0 or len(self.mixer.demo) == 0:
+            return {}
+        params = self.agent.actor_params + [
+            p for p in self.agent.policy.encoder.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=self.sac.actor_lr)
+        info = {}
+        for _ in range(steps):
+            with self.lock:
+                batch = self.mixer.sample_demos()
+            loss, info = bc_loss(self.agent, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward(inputs=params)
+            optimizer.step()
+        self.counters['bc_steps'] += steps
+        return {k: float(v) for k, v in info.items()}
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One ``update()``: utd_ratio critic steps, one actor and temperature step, Polyak."""
+        info = update(self.agent, self._sample, self.sac)
+        self.counters['updates'] += self.sac.utd_ratio
+        self.counters['actor_updates'] += 1
+        if self.counters['actor_updates'] % self.params.stats_every_updates == 0:
+            self.last_info = {k: float(v) for k, v in info.items()}
+        return info
+
+    def training_loop(self, stop: threading.Event) -> None:
+        """Train until ``stop`` is set (the node's training thread)."""
+        next_checkpoint = self._next_checkpoint_at()
+        while not stop.is_set():
+            if not self.ready:
+                stop.wait(0.05)
+                continue
+            self.train_step()
+            if time.monotonic() - self._weights_time >= self.params.weights_period_s:
+                self.publish_weights()
+            if next_checkpoint and self.counters['updates'] >= next_checkpoint:
+                self.checkpoint_async()
+                next_checkpoint = self._next_checkpoint_at()
+
+    def _next_checkpoint_at(self) -> int:
+        every = self.params.checkpoint_every_updates
+        return (self.counters['updates'] // every + 1) * every if every else 0
+
+    # --- weights -----------------------------------------------------------------------------
+    def publish_weights(self) -> PolicyWeights:
+        """Snapshot the actor's trainable parameters as a new version."""
+        blob, checksum = encode_weights(self.agent.policy.trainable_state_dict())
+        version = (self._weights.version if self._weights else 0) + 1
+        self._weights = PolicyWeights(version, blob, checksum, self.config_json)
+        self._weights_time = time.monotonic()
+        return self._weights
+
+    def weights_for(self, current_version: int) -> tuple[PolicyWeights | None, bool]:
+        """(newest weights or None, whether the caller needs the payload)."""
+        weights = self._weights
+        return weights, weights is not None and current_version != weights.version
+
+    # --- stats -------------------------------------------------------------------------------
+    def stats(self) -> dict:
+        with self.lock:
+            stats = {
+                'online_buffer_size': len(self.mixer.online),
+                'demo_buffer_size': len(self.mixer.demo),
+                'buffer_bytes': self.mixer.online.bytes_used + self.mixer.demo.bytes_used,
+                'transitions_received': self.counters['received'],
+                'transitions_rejected': self.counters['rejected'],
+                'transitions_dropped': self.counters['dropped'],
+            }
+        stats.update(updates=self.counters['updates'],
+                     actor_updates=self.counters['actor_updates'],
+                     policy_version=self._weights.version if self._weights else 0,
+                     training=self.ready, checkpoints_skipped=self.counters['ckpt_skipped'],
+                     losses=dict(self.last_info))
+        return stats
+
+    # --- checkpoints -------------------------------------------------------------------------
+    def capture(self) -> ckpt.Snapshot:
+        """Copy the networks, optimisers, counters and RNG (call between updates)."""
+        return ckpt.capture(self)
+
+    def checkpoint_async(self) -> bool:
+        """Capture now, write in the background; False if the previous write is still going."""
+        if self._pending_checkpoint is not None and not self._pending_checkpoint.done():
+            self.counters['ckpt_skipped'] += 1
+            return False
+        snapshot = self.capture()
+        self._pending_checkpoint = self._writer.submit(ckpt.write, self, snapshot)
+        return True
+
+    def checkpoint_now(self) -> str:
+        """Capture and write synchronously (shutdown); returns the checkpoint directory."""
+        self.wait_for_checkpoint()
+        return str(ckpt.write(self, self.capture()))
+
+    def wait_for_checkpoint(self, timeout_s: float | None = None) -> None:
+        if self._pending_checkpoint is not None:
+            self._pending_checkpoint.result(timeout=timeout_s)
+
+    def resume(self) -> str:
+        """Restore the newest checkpoint of ``run_dir``; returns its directory."""
+        return str(ckpt.restore(self))
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+
+    def rng_state(self) -> dict:
+        return {'torch': torch.get_rng_state(), 'mixer': self.mixer.rng.bit_generator.state}
+
+    def set_rng_state(self, state: dict) -> None:
+        torch.set_rng_state(state['torch'])
+        self.mixer.rng = np.random.default_rng()
+        self.mixer.rng.bit_generator.state = state['mixer']

@@ -1,0 +1,104 @@
+"""Parameters of the learner node (frozen dataclasses, validated in ``__post_init__``).
+
+The node declares one ROS parameter per field: ``LearnerParams`` fields by name, ``SACConfig``
+fields as ``sac.<field>`` and ``EncoderConfig`` fields as ``encoder.<field>`` (nested YAML
+sections ``sac:`` and ``encoder:`` in config/learner.yaml).
+"""
+import dataclasses
+import os
+
+from hilserl_learner.observation import ObservationSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerParams:
+    """Learner node settings: data shapes, buffers, training cadence, outputs."""
+
+    # --- what the actor sends (structural: read-only) ---
+    state_dim: int = 6
+    """Length of Observation.state (proprio)."""
+    action_dim: int = 3
+    """Continuous action dimensions (end-effector xyz delta), in [-1, 1]."""
+    discrete_gripper: bool = False
+    """Whether the action carries a 4th entry: gripper command 0 close / 1 stay / 2 open."""
+    camera_names: tuple[str, ...] = ()
+    """Cameras in every observation (empty: state only)."""
+    image_height_px: int = 128
+    """Image height after the ROI crop."""
+    image_width_px: int = 128
+    """Image width after the ROI crop."""
+    privileged_dim: int = 0
+    """Length of Observation.privileged_state (0 = none; needed by sac.asymmetric_critic)."""
+
+    # --- buffers ---
+    online_capacity: int = 40_000
+    """Online buffer capacity, transitions (every transition; 40 000 = 67 min at 10 Hz)."""
+    demo_capacity: int = 15_000
+    """Demo buffer capacity, transitions (demonstrations and intervention steps)."""
+    max_buffer_memory_gb: float = 8.0
+    """Configure fails if both buffers together would need more memory than this."""
+
+    # --- training ---
+    learning_starts: int = 100
+    """Online transitions received before the first update."""
+    bc_steps: int = 0
+    """Behaviour-cloning gradient steps on the demo buffer before RL (0 = none)."""
+    demo_dataset: str = ''
+    """Recorded demonstrations to load at configure ('' = none). Read by
+    hilserl_learner.dataset.load_transitions, which a later change adds."""
+    seed: int = 0
+    """Seed of network initialisation, sampling and augmentation."""
+    num_threads: int = 0
+    """torch intra-op threads of the learner process (0 = all cores)."""
+
+    # --- outputs ---
+    run_dir: str = 'runs/learner'
+    """Directory of TensorBoard logs and checkpoints."""
+    resume: bool = False
+    """Restore networks, optimisers, counters, RNG and buffers from run_dir's newest checkpoint."""
+    checkpoint_every_updates: int = 2000
+    """Write a checkpoint every this many critic updates (and on shutdown); 0 = only on
+    shutdown."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept in run_dir/checkpoints (older ones are deleted)."""
+    weights_period_s: float = 2.0
+    """Minimum time between two policy weight versions."""
+    stats_period_s: float = 1.0
+    """Period of ~/stats, /diagnostics and the TensorBoard scalars."""
+    stats_every_updates: int = 10
+    """Read loss values (.item()) every this many updates."""
+    autostart: bool = False
+    """Development only: configure and activate at start without a lifecycle manager."""
+
+    def __post_init__(self):
+        object.__setattr__(self, 'camera_names', tuple(self.camera_names))
+        positive = ('state_dim', 'action_dim', 'image_height_px', 'image_width_px',
+                    'online_capacity', 'demo_capacity', 'stats_every_updates',
+                    'keep_checkpoints')
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
+        non_negative = ('privileged_dim', 'learning_starts', 'bc_steps', 'seed', 'num_threads',
+                        'checkpoint_every_updates')
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
+        for name in ('max_buffer_memory_gb', 'weights_period_s', 'stats_period_s'):
+            if not getattr(self, name) > 0:
+                raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
+        if not self.run_dir:
+            raise ValueError('run_dir must not be empty')
+        self.observation_spec()  # validates camera names and sizes
+
+    def observation_spec(self) -> ObservationSpec:
+        try:
+            return ObservationSpec(
+                state_dim=self.state_dim, action_dim=self.action_dim,
+                camera_names=self.camera_names,
+                image_size=(self.image_height_px, self.image_width_px),
+                privileged_dim=self.privileged_dim, discrete_gripper=self.discrete_gripper)
+        except ValueError as error:
+            raise ValueError(f'camera_names / image size: {error}') from error
+
+    def threads(self) -> int:
+        return self.num_threads or os.cpu_count() or 1

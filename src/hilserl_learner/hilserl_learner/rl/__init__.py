@@ -1,0 +1,1 @@
+"""ROS-free SAC + RLPD core: encoders, networks, buffers, mixer, losses and update."""

@@ -1,0 +1,346 @@
+"""Replay buffer: a transition ring plus a frame ring, each camera frame stored once as uint8.
+
+Layout (fixes LeRobot problems 1 and 2, see docs/sac_rlpd.md):
+- every transition slot holds its state, next state, action, reward, end flags and two frame
+  sequence numbers, ``obs_seq`` and ``next_seq``; frames live in a separate ring
+  (``frame slot = seq % frame_capacity``), one array per camera, uint8 (or cached trunk
+  features when a frozen trunk's output is cached);
+- a transition that continues the previous one of the same episode (step_index + 1, identical
+  pixels) reuses the previous transition's next frame as its observation frame, so a frame is
+  stored once; a transition after a gap (another episode, a dropped message, an intervention
+  buffer that only sees some steps) stores both frames, so ``next_observation`` is always the
+  true next observation, also at truncations and episode ends;
+- both rings are FIFO: when the frame ring wraps, the oldest transitions that still reference
+  overwritten frames are evicted with it.
+
+``sample_into`` writes a sample into preallocated arrays (``BatchArrays``), optionally with
+DrQ's random shift applied while gathering the frames (pad with edge pixels, random crop).
+"""
+import contextlib
+import json
+import pathlib
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from hilserl_learner.errors import CheckpointError
+from hilserl_learner.observation import ObservationSpec, Transition
+
+
+class ObsBatch(NamedTuple):
+    """A batch of observations as torch tensors."""
+
+    state: torch.Tensor
+    """(B, S) float32."""
+    images: dict[str, torch.Tensor]
+    """camera -> (B, H, W, 3) float32 pixels in [0, 255], or (B, C, h, w) cached features."""
+    privileged: torch.Tensor
+    """(B, P) float32 (P may be 0)."""
+
+
+class Batch(NamedTuple):
+    """A batch of transitions (typed, SB3 style)."""
+
+    observation: ObsBatch
+    action: torch.Tensor
+    """(B, A) float32; with the discrete gripper the last column is the command 0/1/2."""
+    reward: torch.Tensor
+    """(B,) float32."""
+    next_observation: ObsBatch
+    terminated: torch.Tensor
+    """(B,) float32, 1 where the episode ended in a true terminal state (no bootstrap)."""
+    gripper_penalty: torch.Tensor
+    """(B,) float32, <= 0, added to the gripper critic's reward only."""
+    is_intervention: torch.Tensor
+    """(B,) float32."""
+
+
+class BatchArrays:
+    """Preallocated numpy arrays a sample is written into; ``as_batch`` wraps them zero-copy."""
+
+    def __init__(self, spec: ObservationSpec, batch_size: int,
+                 frame_shapes: dict[str, tuple[int, ...]]):
+        n = batch_size
+        self.fields = {
+            'state': np.zeros((n, spec.state_dim), np.float32),
+            'next_state': np.zeros((n, spec.state_dim), np.float32),
+            'privileged': np.zeros((n, spec.privileged_dim), np.float32),
+            'next_privileged': np.zeros((n, spec.privileged_dim), np.float32),
+            'action': np.zeros((n, spec.stored_action_dim), np.float32),
+            'reward': np.zeros(n, np.float32),
+            'terminated': np.zeros(n, np.float32),
+            'gripper_penalty': np.zeros(n, np.float32),
+            'is_intervention': np.zeros(n, np.float32),
+        }
+        self.images = {c: self._allocate(n, s) for c, s in frame_shapes.items()}
+        self.next_images = {c: self._allocate(n, s) for c, s in frame_shapes.items()}
+
+    @staticmethod
+    def _allocate(n: int, shape: tuple[int, ...]) -> np.ndarray:
+        """Pixels (H, W, 3) are stored channel-first and exposed as an (n, H, W, 3) view, so
+        the trunk's permute to (n, 3, H, W) is contiguous: no copy, and no channels-last
+        tensors downstream (which make the spatial embedding's bmm ~20x slower on CPU).
+        """
+        if len(shape) == 3 and shape[-1] == 3:
+            return np.zeros((n, 3, *shape[:2]), np.float32).transpose(0, 2, 3, 1)
+        return np.zeros((n, *shape), np.float32)
+
+    def as_batch(self) -> Batch:
+        t = {k: torch.from_numpy(v) for k, v in self.fields.items()}
+        images = {c: torch.from_numpy(v) for c, v in self.images.items()}
+        next_images = {c: torch.from_numpy(v) for c, v in self.next_images.items()}
+        return Batch(ObsBatch(t['state'], images, t['privileged']), t['action'], t['reward'],
+                     ObsBatch(t['next_state'], next_images, t['next_privileged']),
+                     t['terminated'], t['gripper_penalty'], t['is_intervention'])
+
+
+def shift_frames_into(frames: np.ndarray, slots: np.ndarray, out: np.ndarray, pad: int,
+                      rng: np.random.Generator) -> None:
+    """DrQ random shift: out[i] = frames[slots[i]] padded by ``pad`` edge pixels, cropped back.
+
+    Equivalent to replicate-padding then a random crop of the original size (Yarats et al.
+    2021), with an independent shift per frame, done in one pass per frame (converting to
+    ``out``'s dtype) without materialising the padded image.
+    """
+    height, width = frames.shape[1:3]
+    shifts = rng.integers(-pad, pad + 1, size=(len(slots), 2))
+    for i, (slot, (dy, dx)) in enumerate(zip(slots, shifts)):
+        src, dst = frames[slot], out[i]
+        # dst[y, x] = src[clip(y + dy), clip(x + dx)]
+        y0, y1 = max(0, -dy), height - max(0, dy)
+        x0, x1 = max(0, -dx), width - max(0, dx)
+        dst[y0:y1, x0:x1] = src[y0 + dy:y1 + dy, x0 + dx:x1 + dx]
+        if y0:
+            dst[:y0, x0:x1] = dst[y0, x0:x1]
+        if y1 < height:
+            dst[y1:, x0:x1] = dst[y1 - 1, x0:x1]
+        if x0:
+            dst[:, :x0] = dst[:, x0:x0 + 1]
+        if x1 < width:
+            dst[:, x1:] = dst[:, x1 - 1:x1]
+
+
+_PER_TRANSITION = ('obs_seq', 'next_seq', 'state', 'next_state', 'privileged', 'next_privileged',
+                   'action', 'reward', 'terminated', 'truncated', 'is_intervention',
+                   'gripper_penalty', 'episode_id', 'step_index')
+
+
+class ReplayBuffer:
+    """FIFO transition ring with a shared-frame ring per camera (see the module docstring)."""
+
+    def __init__(self, spec: ObservationSpec, capacity: int,
+                 frame_shapes: dict[str, tuple[tuple[int, ...], np.dtype]] | None = None,
+                 frame_capacity: int | None = None, frame_transform=None):
+        """``frame_shapes``: camera -> (shape, dtype) of a stored frame (default: uint8 image).
+
+        ``frame_transform(camera, frames uint8 (N, H, W, 3)) -> array (N, *shape)`` maps
+        frames before storage (e.g. a frozen trunk's features); None stores the pixels.
+        """
+        if capacity < 1:
+            raise ValueError(f'capacity must be >= 1, got {capacity}')
+        self.spec = spec
+        self.capacity = int(capacity)
+        self.frame_capacity = int(frame_capacity or (capacity + capacity // 4 + 2))
+        if self.frame_capacity < 2:
+            raise ValueError('frame_capacity must be >= 2')
+        if frame_shapes is None:
+            frame_shapes = dict.fromkeys(spec.camera_names, ((*spec.image_size, 3), np.uint8))
+        self.frame_shapes = {c: (tuple(s), np.dtype(d)) for c, (s, d) in frame_shapes.items()}
+        self.frame_transform = frame_transform
+        c, s, p, a = self.capacity, spec.state_dim, spec.privileged_dim, spec.stored_action_dim
+        # np.zeros maps pages lazily: memory is committed as the buffer fills.
+        self.data = {
+            'obs_seq': np.zeros(c, np.int64), 'next_seq': np.zeros(c, np.int64),
+            'state': np.zeros((c, s), np.float32), 'next_state': np.zeros((c, s), np.float32),
+            'privileged': np.zeros((c, p), np.float32),
+            'next_privileged': np.zeros((c, p), np.float32),
+            'action': np.zeros((c, a), np.float32), 'reward': np.zeros(c, np.float32),
+            'terminated': np.zeros(c, bool), 'truncated': np.zeros(c, bool),
+            'is_intervention': np.zeros(c, bool), 'gripper_penalty': np.zeros(c, np.float32),
+            'episode_id': np.zeros(c, np.int64), 'step_index': np.zeros(c, np.int64),
+        }
+        self.frames = {cam: np.zeros((self.frame_capacity, *shape), dtype)
+                       for cam, (shape, dtype) in self.frame_shapes.items()}
+        self.head = 0  # slot of the oldest transition
+        self.size = 0
+        self.next_frame_seq = 0
+        self.frames_stored = 0  # frames written so far (for the bytes-per-transition figure)
+        self.added = 0
+        self._last = None  # (source, episode_id, step_index, next_seq, next images)
+
+    def __len__(self) -> int:
+        return self.size
+
+    # --- memory accounting -------------------------------------------------------------------
+    @property
+    def nbytes(self) -> int:
+        """Bytes the buffer's arrays take once full (the allocation)."""
+        return (sum(v.nbytes for v in self.data.values())
+                + sum(v.nbytes for v in self.frames.values()))
+
+    @property
+    def bytes_used(self) -> int:
+        """Bytes holding live data: live transitions plus the frames they reference."""
+        if self.size == 0:
+            return 0
+        per_slot = sum(v.nbytes for v in self.data.values()) // self.capacity
+        oldest = int(self.data['obs_seq'][self.head]) if self.frames else self.next_frame_seq
+        live_frames = self.next_frame_seq - oldest
+        per_frame = sum(v.nbytes for v in self.frames.values()) // self.frame_capacity
+        return self.size * per_slot + live_frames * per_frame
+
+    @staticmethod
+    def estimate_bytes(spec: ObservationSpec, capacity: int, frame_bytes: int | None = None,
+                       frame_capacity: int | None = None) -> int:
+        """Allocation of a buffer of ``capacity`` transitions (before it is built)."""
+        if frame_bytes is None:
+            frame_bytes = len(spec.camera_names) * spec.image_size[0] * spec.image_size[1] * 3
+        frame_capacity = frame_capacity or (capacity + capacity // 4 + 2)
+        per_slot = 8 * 4 + 4 * (2 * spec.state_dim + 2 * spec.privileged_dim
+                                + spec.stored_action_dim + 2) + 3
+        return capacity * per_slot + frame_capacity * frame_bytes
+
+    # --- adding ------------------------------------------------------------------------------
+    def add(self, transition: Transition) -> None:
+        """Append one (validated) transition, evicting the oldest when full."""
+        images = transition.observation.images
+        last = self._last
+        continues = (last is not None and last[0] == transition.source
+                     and last[1] == transition.episode_id
+                     and last[2] + 1 == transition.step_index
+                     and last[3] > self.next_frame_seq - self.frame_capacity
+                     and all(np.array_equal(last[4][c], images[c]) for c in self.frame_shapes))
+        if self.size == self.capacity:
+            self._evict_oldest()
+        obs_seq = last[3] if continues else self._add_frame(images)
+        next_seq = self._add_frame(transition.next_observation.images)
+        slot = (self.head + self.size) % self.capacity
+        d = self.data
+        d['obs_seq'][slot], d['next_seq'][slot] = obs_seq, next_seq
+        d['state'][slot] = transition.observation.state
+        d['next_state'][slot] = transition.next_observation.state
+        d['privileged'][slot] = transition.observation.privileged
+        d['next_privileged'][slot] = transition.next_observation.privileged
+        d['action'][slot] = transition.action
+        d['reward'][slot] = transition.reward
+        d['terminated'][slot] = transition.terminated
+        d['truncated'][slot] = transition.truncated
+        d['is_intervention'][slot] = transition.is_intervention
+        d['gripper_penalty'][slot] = transition.gripper_penalty
+        d['episode_id'][slot] = transition.episode_id
+        d['step_index'][slot] = transition.step_index
+        self.size += 1
+        self.added += 1
+        ended = transition.terminated or transition.truncated
+        self._last = None if ended else (
+            transition.source, transition.episode_id, transition.step_index, next_seq,
+            {c: transition.next_observation.images[c] for c in self.frame_shapes})
+
+    def _add_frame(self, images: dict[str, np.ndarray]) -> int:
+        seq = self.next_frame_seq
+        if not self.frame_shapes:
+            return seq
+        overwritten = seq - self.frame_capacity
+        while self.size and self.data['obs_seq'][self.head] <= overwritten:
+            self._evict_oldest()
+        slot = seq % self.frame_capacity
+        for cam, store in self.frames.items():
+            frame = images[cam]
+            if self.frame_transform is not None:
+                frame = self.frame_transform(cam, frame[None])[0]
+            store[slot] = frame
+        self.next_frame_seq += 1
+        self.frames_stored += 1
+        return seq
+
+    def _evict_oldest(self) -> None:
+        self.head = (self.head + 1) % self.capacity
+        self.size -= 1
+
+    # --- sampling ----------------------------------------------------------------------------
+    def sample_into(self, out: BatchArrays, start: int, count: int, rng: np.random.Generator,
+                    shift_pad: int = 0) -> None:
+        """Write ``count`` uniformly drawn transitions into ``out`` rows [start, start+count)."""
+        if self.size == 0:
+            raise ValueError('cannot sample from an empty buffer')
+        idx = (self.head + rng.integers(0, self.size, size=count)) % self.capacity
+        rows = slice(start, start + count)
+        d, f = self.data, out.fields
+        for name in ('state', 'next_state', 'privileged', 'next_privileged', 'action',
+                     'reward', 'gripper_penalty'):
+            f[name][rows] = d[name][idx]
+        f['terminated'][rows] = d['terminated'][idx]
+        f['is_intervention'][rows] = d['is_intervention'][idx]
+        for seq_name, target in (('obs_seq', out.images), ('next_seq', out.next_images)):
+            slots = d[seq_name][idx] % self.frame_capacity
+            for cam, store in self.frames.items():
+                if shift_pad and store.dtype == np.uint8:
+                    shift_frames_into(store, slots, target[cam][rows], shift_pad, rng)
+                else:
+                    np.copyto(target[cam][rows], store[slots])
+
+    # --- checkpoints -------------------------------------------------------------------------
+    def save(self, directory: pathlib.Path, lock=None) -> None:
+        """Write the live contents to ``directory`` (which must exist).
+
+        Ingestion may go on while this runs: ``lock`` is held only to copy the small
+        per-transition arrays; frames are written from the live ring, and transitions whose
+        frames were overwritten meanwhile are left out of the saved metadata.
+        """
+        lock = lock or contextlib.nullcontext()
+        directory = pathlib.Path(directory)
+        with lock:
+            order = (self.head + np.arange(self.size)) % self.capacity
+            meta = {name: self.data[name][order].copy() for name in _PER_TRANSITION}
+            first_seq = int(meta['obs_seq'][0]) if self.size else self.next_frame_seq
+            end_seq = self.next_frame_seq
+            counters = {'head': self.head, 'added': self.added,
+                        'frames_stored': self.frames_stored, 'next_frame_seq': end_seq}
+        for cam, store in self.frames.items():
+            seqs = np.arange(first_seq, end_seq)
+            out = np.lib.format.open_memmap(directory / f'frames_{cam}.npy', mode='w+',
+                                            dtype=store.dtype, shape=(len(seqs), *store.shape[1:]))
+            for start in range(0, len(seqs), 1024):
+                chunk = seqs[start:start + 1024]
+                out[start:start + len(chunk)] = store[chunk % self.frame_capacity]
+            out.flush()
+            del out
+        with lock:
+            valid_from = self.next_frame_seq - self.frame_capacity
+        keep = meta['obs_seq'] >= valid_from if self.frames else np.ones(len(order), bool)
+        dropped = int(len(keep) - keep.sum())
+        meta = {k: v[keep] for k, v in meta.items()}
+        counters['head'] = (counters['head'] + dropped) % self.capacity
+        counters.update(first_seq=first_seq, capacity=self.capacity,
+                        frame_capacity=self.frame_capacity, cameras=list(self.frames),
+                        spec=self.spec.to_dict())
+        np.savez(directory / 'transitions.npz', **meta)
+        (directory / 'buffer.json').write_text(json.dumps(counters))
+
+    def load(self, directory: pathlib.Path) -> None:
+        """Restore what ``save`` wrote, into the same slots (the buffer must match its config)."""
+        directory = pathlib.Path(directory)
+        try:
+            counters = json.loads((directory / 'buffer.json').read_text())
+            meta = dict(np.load(directory / 'transitions.npz'))
+        except (OSError, ValueError) as error:
+            raise CheckpointError(f'cannot read buffer in {directory}: {error}') from error
+        if (counters['capacity'] != self.capacity
+                or counters['frame_capacity'] != self.frame_capacity
+                or counters['cameras'] != list(self.frames)
+                or ObservationSpec.from_dict(counters['spec']) != self.spec):
+            raise CheckpointError(f'buffer in {directory} was saved with another configuration')
+        self.head, self.size = counters['head'], len(meta['obs_seq'])
+        order = (self.head + np.arange(self.size)) % self.capacity
+        for name in _PER_TRANSITION:
+            self.data[name][order] = meta[name]
+        first_seq = counters['first_seq']
+        for cam, store in self.frames.items():
+            saved = np.load(directory / f'frames_{cam}.npy', mmap_mode='r')
+            lowest = int(meta['obs_seq'].min()) if self.size else counters['next_frame_seq']
+            for seq in range(lowest, counters['next_frame_seq']):
+                store[seq % self.frame_capacity] = saved[seq - first_seq]
+        self.next_frame_seq = counters['next_frame_seq']
+        self.added, self.frames_stored = counters['added'], counters['frames_stored']
+        self._last = None

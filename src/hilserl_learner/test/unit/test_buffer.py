@@ -1,0 +1,140 @@
+"""Replay buffer: frames stored once as uint8, correct next observations, FIFO eviction, DrQ."""
+import numpy as np
+import pytest
+
+from hilserl_learner.observation import Observation, ObservationSpec, Transition
+from hilserl_learner.rl.buffer import BatchArrays, ReplayBuffer, shift_frames_into
+
+SPEC = ObservationSpec(state_dim=2, action_dim=1, camera_names=('front', 'wrist'),
+                       image_size=(8, 8))
+
+
+def frame_value(episode: int, step: int, camera: int) -> int:
+    return (episode * 37 + step * 3 + camera) % 256
+
+
+def observation(episode: int, step: int) -> Observation:
+    images = {name: np.full((8, 8, 3), frame_value(episode, step, i), np.uint8)
+              for i, name in enumerate(SPEC.camera_names)}
+    return Observation(np.array([episode, step], np.float32), images)
+
+
+def episode_transitions(episode: int, length: int, terminated=False, source='a'):
+    for step in range(length):
+        last = step == length - 1
+        yield Transition(observation(episode, step), np.array([0.1], np.float32), float(step),
+                         observation(episode, step + 1), terminated=terminated and last,
+                         truncated=last and not terminated, episode_id=episode,
+                         step_index=step, source=source)
+
+
+def sample_all(buffer, count=64, seed=0, pad=0):
+    arrays = BatchArrays(SPEC, count, dict.fromkeys(SPEC.camera_names, (8, 8, 3)))
+    buffer.sample_into(arrays, 0, count, np.random.default_rng(seed), pad)
+    return arrays
+
+
+def assert_consistent(arrays):
+    """Every sampled transition's frames and states belong to its (episode, step)."""
+    for row in range(len(arrays.fields['reward'])):
+        episode, step = arrays.fields['state'][row].astype(int)
+        next_episode, next_step = arrays.fields['next_state'][row].astype(int)
+        assert (next_episode, next_step) == (episode, step + 1)
+        for i, camera in enumerate(SPEC.camera_names):
+            assert np.all(arrays.images[camera][row] == frame_value(episode, step, i))
+            assert np.all(arrays.next_images[camera][row] == frame_value(episode, step + 1, i))
+
+
+def test_each_frame_is_stored_once_as_uint8():
+    buffer = ReplayBuffer(SPEC, capacity=100)
+    for transition in episode_transitions(0, 10):
+        buffer.add(transition)
+    assert len(buffer) == 10
+    assert buffer.frames_stored == 11  # 10 observations + the final next observation
+    assert all(store.dtype == np.uint8 for store in buffer.frames.values())
+    obs_seq, next_seq = buffer.data['obs_seq'][:10], buffer.data['next_seq'][:10]
+    np.testing.assert_array_equal(obs_seq[1:], next_seq[:-1])
+    assert_consistent(sample_all(buffer))
+
+
+def test_gaps_and_other_episodes_store_both_frames():
+    buffer = ReplayBuffer(SPEC, capacity=100)
+    transitions = list(episode_transitions(0, 6))
+    for transition in transitions[:2] + transitions[3:]:  # step 2 lost in transport
+        buffer.add(transition)
+    assert buffer.frames_stored == 3 + 4  # a new chain starts after the gap
+    for transition in episode_transitions(1, 3, source='b'):
+        buffer.add(transition)
+    assert buffer.frames_stored == 7 + 4
+    assert_consistent(sample_all(buffer))
+
+
+def test_different_pixels_are_not_shared_even_if_steps_continue():
+    buffer = ReplayBuffer(SPEC, capacity=10)
+    first, second = list(episode_transitions(0, 2))
+    second.observation.images['front'] = second.observation.images['front'] + 1
+    buffer.add(first)
+    buffer.add(second)
+    assert buffer.frames_stored == 4
+
+
+def test_next_observation_at_truncation_and_termination_is_the_real_one():
+    buffer = ReplayBuffer(SPEC, capacity=100)
+    for transition in episode_transitions(0, 5):  # ends truncated
+        buffer.add(transition)
+    for transition in episode_transitions(1, 4, terminated=True):
+        buffer.add(transition)
+    last_of_first = 4
+    assert buffer.data['truncated'][last_of_first] and not buffer.data['terminated'][4]
+    assert buffer.data['terminated'][8] and not buffer.data['truncated'][8]
+    # The truncated step's next observation is (episode 0, step 5), not episode 1's first.
+    np.testing.assert_array_equal(buffer.data['next_state'][last_of_first], [0, 5])
+    next_slot = buffer.data['next_seq'][last_of_first] % buffer.frame_capacity
+    assert np.all(buffer.frames['front'][next_slot] == frame_value(0, 5, 0))
+    assert_consistent(sample_all(buffer, 256))
+
+
+def test_fifo_eviction_keeps_every_sampled_transition_consistent():
+    buffer = ReplayBuffer(SPEC, capacity=20, frame_capacity=22)
+    for episode in range(12):
+        for transition in episode_transitions(episode, 1 + episode % 4):
+            buffer.add(transition)
+            assert buffer.next_frame_seq - buffer.data['obs_seq'][buffer.head] <= 22
+    assert 0 < len(buffer) <= 20
+    newest_state = buffer.data['state'][(buffer.head + len(buffer) - 1) % 20]
+    np.testing.assert_array_equal(newest_state, [11, 3])
+    assert_consistent(sample_all(buffer, 256))
+
+
+def test_memory_accounting():
+    buffer = ReplayBuffer(SPEC, capacity=1000)
+    assert buffer.nbytes == ReplayBuffer.estimate_bytes(SPEC, 1000)
+    for episode in range(10):
+        for transition in episode_transitions(episode, 50):
+            buffer.add(transition)
+    frame_bytes = 2 * 8 * 8 * 3
+    per_transition = buffer.bytes_used / len(buffer)
+    assert frame_bytes * 51 / 50 < per_transition < frame_bytes * 51 / 50 + 120
+
+
+def reference_shift(frame, dy, dx, pad):
+    padded = np.pad(frame, ((pad, pad), (pad, pad), (0, 0)), mode='edge')
+    h, w = frame.shape[:2]
+    return padded[pad + dy:pad + dy + h, pad + dx:pad + dx + w]
+
+
+def test_drq_shift_matches_pad_and_crop():
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (5, 12, 10, 3), dtype=np.uint8)
+    slots = np.array([0, 3, 4, 4, 1, 2] * 20)
+    out = np.zeros((len(slots), 12, 10, 3), np.float32)
+    shift_frames_into(frames, slots, out, 4, np.random.default_rng(9))
+    shifts = np.random.default_rng(9).integers(-4, 5, size=(len(slots), 2))
+    for i, (slot, (dy, dx)) in enumerate(zip(slots, shifts)):
+        np.testing.assert_array_equal(out[i], reference_shift(frames[slot], dy, dx, 4))
+    assert len({tuple(s) for s in shifts}) > 20
+
+
+def test_sampling_an_empty_buffer_fails_clearly():
+    with pytest.raises(ValueError, match='empty'):
+        sample_all(ReplayBuffer(SPEC, capacity=4))

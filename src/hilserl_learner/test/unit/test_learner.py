@@ -1,0 +1,229 @@
+"""Learner core: validation and counters, drops, BC, the training loop, checkpoint and resume."""
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from hilserl_learner import checkpoint
+from hilserl_learner.errors import CheckpointError, DatasetError
+from hilserl_learner.learner import Learner
+from hilserl_learner.observation import Observation, Transition
+from hilserl_learner.params import LearnerParams
+from hilserl_learner.rl.encoders import EncoderConfig
+from hilserl_learner.rl.sac_rlpd import SACConfig
+
+torch.set_num_threads(1)
+SAC = SACConfig(batch_size=16, hidden_dims=(16, 16))
+ENCODER = EncoderConfig(conv_channels=(4, 4), conv_patch_px=4, image_latent_dim=8,
+                        proprio_latent_dim=8)
+
+
+def make_learner(tmp_path, **overrides) -> Learner:
+    values = {'state_dim': 3, 'action_dim': 3, 'discrete_gripper': True,
+              'camera_names': ('front',), 'image_height_px': 16, 'image_width_px': 16,
+              'online_capacity': 300, 'demo_capacity': 100, 'learning_starts': 20,
+              'run_dir': str(tmp_path / 'run')}
+    values.update(overrides)
+    return Learner(LearnerParams(**values), SAC, ENCODER)
+
+
+def obs(rng) -> Observation:
+    return Observation(rng.standard_normal(3).astype(np.float32),
+                       {'front': rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)})
+
+
+def stream(count, seed=0, episode_length=10):
+    rng = np.random.default_rng(seed)
+    current = obs(rng)
+    for i in range(count):
+        step = i % episode_length
+        following = obs(rng)
+        yield Transition(current, np.r_[rng.uniform(-1, 1, 3), rng.integers(0, 3)]
+                         .astype(np.float32), float(rng.random() < 0.1), following,
+                         terminated=False, truncated=step == episode_length - 1,
+                         is_intervention=i % 4 == 0, gripper_penalty=-0.02,
+                         episode_id=i // episode_length, step_index=step, source='test')
+        current = obs(rng) if step == episode_length - 1 else following
+
+
+def bad_transitions():
+    good = next(stream(1))
+    bad = {}
+    bad['non_finite'] = Transition(Observation(np.array([np.nan, 0, 0], np.float32),
+                                               good.observation.images),
+                                   good.action, 0.0, good.next_observation, False)
+    bad['state_shape'] = Transition(Observation(np.zeros(4, np.float32), good.observation.images),
+                                    good.action, 0.0, good.next_observation, False)
+    bad['camera_names'] = Transition(Observation(good.observation.state,
+                                                 {'side': good.observation.images['front']}),
+                                     good.action, 0.0, good.next_observation, False)
+    bad['image_shape'] = Transition(Observation(good.observation.state,
+                                                {'front': np.zeros((8, 8, 3), np.uint8)}),
+                                    good.action, 0.0, good.next_observation, False)
+    bad['action_range'] = Transition(good.observation, np.array([1.5, 0, 0, 1], np.float32),
+                                     0.0, good.next_observation, False)
+    bad['action_shape'] = Transition(good.observation, np.zeros(3, np.float32), 0.0,
+                                     good.next_observation, False)
+    bad['gripper_command'] = Transition(good.observation, np.array([0, 0, 0, 1.5], np.float32),
+                                        0.0, good.next_observation, False)
+    bad['episode_end'] = Transition(good.observation, good.action, 0.0, good.next_observation,
+                                    terminated=True, truncated=True)
+    return bad
+
+
+def test_bad_transitions_are_rejected_and_counted(tmp_path):
+    learner = make_learner(tmp_path)
+    bad = bad_transitions()
+    for reason, transition in bad.items():
+        assert learner.add_transition(transition) is False
+        assert learner.last_rejection.startswith(reason)
+    assert learner.rejections == dict.fromkeys(bad, 1)
+    stats = learner.stats()
+    assert stats['transitions_rejected'] == len(bad)
+    assert stats['transitions_received'] == 0 and stats['online_buffer_size'] == 0
+
+
+def test_gaps_in_step_index_are_counted_as_dropped(tmp_path):
+    learner = make_learner(tmp_path)
+    transitions = list(stream(30))
+    del transitions[12:15]  # three steps of episode 1 lost
+    for transition in transitions:
+        assert learner.add_transition(transition)
+    assert learner.stats()['transitions_dropped'] == 3
+    assert learner.stats()['online_buffer_size'] == 27
+
+
+def test_training_loop_crosses_learning_starts_and_publishes_weights(tmp_path):
+    learner = make_learner(tmp_path, learning_starts=40, weights_period_s=0.05,
+                           stats_every_updates=1)
+    first = learner.publish_weights()
+    stop = threading.Event()
+    thread = threading.Thread(target=learner.training_loop, args=(stop,))
+    thread.start()
+    try:
+        for transition in stream(39):
+            learner.add_transition(transition)
+        assert not learner.ready and learner.counters['updates'] == 0
+        for transition in stream(20, seed=1):
+            learner.add_transition(transition)
+        deadline = time.monotonic() + 30
+        while learner.counters['actor_updates'] < 5 and time.monotonic() < deadline:
+            stop.wait(0.01)
+    finally:
+        stop.set()
+        thread.join()
+    assert learner.ready and learner.counters['actor_updates'] >= 5
+    assert learner.counters['updates'] == 2 * learner.counters['actor_updates']
+    weights, send = learner.weights_for(first.version)
+    assert weights.version > first.version and send
+    assert learner.weights_for(weights.version) == (weights, False)
+    assert np.isfinite(learner.stats()['losses']['critic_loss'])
+
+
+def test_bc_warm_start_moves_the_actor_towards_the_demos(tmp_path):
+    learner = make_learner(tmp_path)
+    demos = list(stream(50))
+    for transition in demos:
+        transition.action[:3] = 0.5
+    assert learner.add_demo_transitions(demos) == 50
+    assert len(learner.mixer.demo) == 50 and len(learner.mixer.online) == 0
+    first = learner.bc_warm_start(1)['bc_loss']
+    last = learner.bc_warm_start(150)['bc_loss']
+    assert last < 0.1 * first
+    with pytest.raises(DatasetError, match='rejected'):
+        learner.add_demo_transitions(bad_transitions().values())
+
+
+def test_demo_dataset_hook_reports_the_missing_loader(tmp_path):
+    learner = make_learner(tmp_path)
+    with pytest.raises(DatasetError, match='hilserl_learner.dataset'):
+        learner.load_demo_dataset('/nonexistent')
+
+
+def fill_and_train(learner, count=120, updates=3):
+    for transition in stream(count):
+        learner.add_transition(transition)
+    for _ in range(updates):
+        learner.train_step()
+    learner.publish_weights()
+
+
+def test_checkpoint_then_resume_restores_everything_exactly(tmp_path):
+    learner = make_learner(tmp_path)
+    fill_and_train(learner)
+    directory = learner.checkpoint_now()
+    assert not list((tmp_path / 'run' / 'checkpoints').glob('.tmp-*'))
+
+    resumed = make_learner(tmp_path)
+    assert resumed.resume() == directory
+    for (key, a), (_, b) in zip(learner.agent.state_dict().items(),
+                                resumed.agent.state_dict().items(), strict=True):
+        assert torch.equal(a, b), key
+    for name in ('critic_optimizer', 'actor_optimizer', 'temperature_optimizer'):
+        original = getattr(learner.agent, name).state_dict()
+        restored = getattr(resumed.agent, name).state_dict()
+        assert original['param_groups'] == restored['param_groups']
+        for slot, state in original['state'].items():
+            for key, value in state.items():
+                assert torch.equal(value, restored['state'][slot][key]), (name, slot, key)
+    for label in ('online', 'demo'):
+        a, b = getattr(learner.mixer, label), getattr(resumed.mixer, label)
+        assert (a.head, a.size, a.next_frame_seq) == (b.head, b.size, b.next_frame_seq)
+        order = (a.head + np.arange(a.size)) % a.capacity
+        for key in a.data:
+            np.testing.assert_array_equal(a.data[key][order], b.data[key][order])
+        live = np.arange(a.data['obs_seq'][a.head], a.next_frame_seq) % a.frame_capacity
+        np.testing.assert_array_equal(a.frames['front'][live], b.frames['front'][live])
+    assert resumed.counters == learner.counters
+    assert resumed.weights_for(0)[0].version == learner.weights_for(0)[0].version
+    assert resumed.mixer.rng.bit_generator.state == learner.mixer.rng.bit_generator.state
+
+    # Same RNG, same buffers, same optimiser state: the next update is identical.
+    rng = torch.get_rng_state()
+    learner.train_step()
+    torch.set_rng_state(rng)
+    resumed.train_step()
+    for (key, a), (_, b) in zip(learner.agent.state_dict().items(),
+                                resumed.agent.state_dict().items()):
+        assert torch.equal(a, b), key
+
+
+def test_checkpoints_are_pruned_and_written_in_the_background(tmp_path):
+    learner = make_learner(tmp_path, keep_checkpoints=2)
+    fill_and_train(learner, updates=1)
+    for _ in range(3):
+        learner.train_step()
+        assert learner.checkpoint_async()
+        learner.wait_for_checkpoint(30)
+    root = tmp_path / 'run' / 'checkpoints'
+    names = sorted(p.name for p in root.iterdir() if p.is_dir())
+    assert len(names) == 2
+    assert (root / 'latest').read_text() == names[-1]
+    assert checkpoint.latest(str(tmp_path / 'run')).name == names[-1]
+
+
+def test_resume_rejects_a_checkpoint_of_another_configuration(tmp_path):
+    learner = make_learner(tmp_path)
+    fill_and_train(learner, updates=1)
+    learner.checkpoint_now()
+    other = make_learner(tmp_path, state_dim=3, camera_names=('wrist',))
+    with pytest.raises(CheckpointError, match='spec'):
+        other.resume()
+    with pytest.raises(CheckpointError, match='no checkpoint'):
+        make_learner(tmp_path / 'empty').resume()
+
+
+def test_memory_limit_is_enforced(tmp_path):
+    with pytest.raises(ValueError, match='max_buffer_memory_gb'):
+        make_learner(tmp_path, online_capacity=10_000_000, max_buffer_memory_gb=1.0)
+
+
+def test_params_validation_names_the_field():
+    with pytest.raises(ValueError, match='online_capacity'):
+        LearnerParams(online_capacity=0)
+    with pytest.raises(ValueError, match='camera_names'):
+        LearnerParams(camera_names=('front', 'front'))
+    with pytest.raises(ValueError, match='freeze_trunk'):
+        EncoderConfig(freeze_trunk=True)

@@ -1,0 +1,184 @@
+"""SAC + RLPD losses and update on tiny networks: shapes, signs, bootstrapping, UTD, Polyak."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hilserl_learner.observation import ObservationSpec
+from hilserl_learner.rl.agent import SACAgent
+from hilserl_learner.rl.buffer import Batch, ObsBatch
+from hilserl_learner.rl.encoders import EncoderConfig
+from hilserl_learner.rl.sac_rlpd import (
+    SACConfig,
+    actor_loss,
+    critic_loss,
+    gripper_critic_loss,
+    polyak,
+    temperature_loss,
+    update,
+)
+
+torch.set_num_threads(1)
+B = 8
+
+
+def make_agent(cameras=(), gripper=False, privileged=0, **overrides):
+    spec = ObservationSpec(state_dim=3, action_dim=2, camera_names=cameras, image_size=(16, 16),
+                           privileged_dim=privileged, discrete_gripper=gripper)
+    config = SACConfig(batch_size=B, hidden_dims=(16, 16), num_critics=overrides.pop('n', 2),
+                       asymmetric_critic=privileged > 0, **overrides)
+    encoder = EncoderConfig(conv_channels=(4, 4), conv_patch_px=4, image_latent_dim=8,
+                            proprio_latent_dim=8, privileged_latent_dim=4)
+    torch.manual_seed(0)
+    return SACAgent(spec, config, encoder), config
+
+
+def make_batch(agent, terminated=0.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    spec = agent.spec
+
+    def obs():
+        return ObsBatch(torch.randn(B, spec.state_dim, generator=g),
+                        {c: torch.randint(0, 256, (B, 16, 16, 3), generator=g).float()
+                         for c in spec.camera_names},
+                        torch.randn(B, spec.privileged_dim, generator=g))
+    action = torch.rand(B, spec.action_dim, generator=g) * 2 - 1
+    if spec.discrete_gripper:
+        action = torch.cat([action, torch.randint(0, 3, (B, 1), generator=g).float()], -1)
+    return Batch(obs(), action, torch.rand(B, generator=g), obs(),
+                 torch.full((B,), terminated), torch.full((B,), -0.02), torch.zeros(B))
+
+
+def features(agent, batch):
+    f = agent.encode(batch.observation)
+    with torch.no_grad():
+        nf = agent.encode(batch.next_observation)
+    return f, nf
+
+
+@pytest.mark.parametrize('cameras,gripper,privileged', [((), False, 0), (('front',), True, 2)])
+def test_loss_shapes_and_signs(cameras, gripper, privileged):
+    agent, config = make_agent(cameras, gripper, privileged)
+    batch = make_batch(agent)
+    f, nf = features(agent, batch)
+    loss, info = critic_loss(agent, batch, f, nf, config)
+    assert loss.shape == () and loss.item() >= 0 and loss.requires_grad
+    assert set(info) == {'critic_loss', 'mean_q', 'mean_target_q'}
+    loss_a, info_a = actor_loss(agent, f.detach(), batch.observation.privileged)
+    assert loss_a.shape == () and info_a['log_prob'].shape == (B,)
+    loss_t, info_t = temperature_loss(agent, info_a['log_prob'], agent.target_entropy)
+    assert loss_t.shape == () and math.isclose(info_t['temperature'].item(), 0.01, rel_tol=1e-6)
+    if gripper:
+        loss_g, _ = gripper_critic_loss(agent, batch, f, nf, config)
+        assert loss_g.shape == () and loss_g.item() >= 0
+
+
+def test_terminated_does_not_bootstrap_and_truncated_does():
+    agent, config = make_agent()
+    with torch.no_grad():  # make every target Q exactly 5
+        agent.target_critic.net[-1].weight.zero_()
+        agent.target_critic.net[-1].bias.fill_(5.0)
+    terminal, truncated = make_batch(agent, terminated=1.0), make_batch(agent, terminated=0.0)
+    for batch, expected in ((terminal, batch_reward := terminal.reward),
+                            (truncated, truncated.reward + config.discount * 5.0)):
+        f, nf = features(agent, batch)
+        _, info = critic_loss(agent, batch, f, nf, config)
+        assert torch.isclose(info['mean_target_q'], expected.mean(), atol=1e-5)
+    assert batch_reward is terminal.reward
+
+
+def test_no_entropy_in_the_backup_and_critic_subset():
+    agent, config = make_agent(n=5, critic_subsample=2)
+    batch = make_batch(agent)
+    f, nf = features(agent, batch)
+    with torch.no_grad():
+        agent.target_critic.net[-1].weight.zero_()
+        for i in range(5):
+            agent.target_critic.net[-1].bias[i].fill_(float(i))
+    targets = set()
+    for _ in range(30):
+        _, info = critic_loss(agent, batch, f, nf, config)
+        targets.add(round((info['mean_target_q'] - batch.reward.mean()).item()
+                          / config.discount, 4))
+    # min over a random pair of the constant heads 0..3 (4 is never a minimum of a pair)
+    assert targets <= {0.0, 1.0, 2.0, 3.0} and len(targets) >= 2
+
+
+def test_gripper_target_uses_double_dqn_and_the_penalty():
+    agent, config = make_agent(gripper=True)
+    batch = make_batch(agent, terminated=1.0)
+    f, nf = features(agent, batch)
+    with torch.no_grad():
+        agent.policy.gripper.net[-1].weight.zero_()
+        agent.policy.gripper.net[-1].bias.copy_(torch.tensor([1.0, 2.0, 3.0]))
+    loss, info = gripper_critic_loss(agent, batch, f, nf, config)
+    q = torch.tensor([1.0, 2.0, 3.0])[batch.action[:, 2].long()]
+    expected = ((q - (batch.reward - 0.02)) ** 2).mean()
+    assert torch.isclose(loss, expected, atol=1e-5)
+
+
+def test_temperature_rises_when_entropy_is_below_target():
+    agent, _ = make_agent()
+    low_entropy_log_prob = torch.full((B,), 10.0)  # entropy -10 < target -1
+    loss, _ = temperature_loss(agent, low_entropy_log_prob, agent.target_entropy)
+    loss.backward()
+    assert agent.log_alpha.grad.item() < 0  # gradient descent increases log(alpha)
+    assert agent.target_entropy == -1.0  # -|A| / 2 with |A| = 2
+
+
+def test_update_reads_utd_batches_steps_actor_once_and_polyaks():
+    agent, config = make_agent(('front',), gripper=True, utd_ratio=3)
+    calls = []
+
+    def sample():
+        calls.append(1)
+        return make_batch(agent, seed=len(calls))
+    before = {k: v.clone() for k, v in agent.state_dict().items()}
+    info = update(agent, sample, config)
+    assert len(calls) == 3
+    assert agent.actor_optimizer.state[agent.actor_params[0]]['step'].item() == 1
+    assert agent.critic_optimizer.state[agent.critic_params[0]]['step'].item() == 3
+    assert all(np.isfinite(float(v)) for v in info.values())
+    moved = agent.state_dict()
+    # Target = lerp(target, online, 1 - (1 - tau)^3), starting from identical copies.
+    key = 'target_critic.net.0.weight'
+    expected = before[key].lerp(moved['critic.net.0.weight'], 1 - (1 - config.tau) ** 3)
+    assert torch.allclose(moved[key], expected, atol=1e-6)
+    assert not torch.equal(before['policy.actor.mean.weight'], moved['policy.actor.mean.weight'])
+    assert not torch.equal(before['log_alpha'], moved['log_alpha'])
+
+
+def test_actor_loss_does_not_train_the_critic_or_encoder():
+    agent, _ = make_agent()
+    batch = make_batch(agent)
+    f, _ = features(agent, batch)
+    loss, _ = actor_loss(agent, f.detach(), batch.observation.privileged)
+    loss.backward(inputs=agent.actor_params)
+    assert all(p.grad is None for p in agent.critic.parameters())
+    assert all(p.grad is not None for p in agent.actor_params)
+
+
+def test_gradients_are_clipped():
+    agent, config = make_agent(grad_clip_norm=1e-3)
+    info = update(agent, lambda: make_batch(agent), config)
+    assert info['grad_norm_critic'] > 1e-3  # the norm before clipping is reported
+    grads = torch.stack([p.grad.norm() for p in agent.critic_params if p.grad is not None])
+    assert torch.linalg.vector_norm(grads) <= 1e-3 * 1.01
+
+
+def test_polyak_identity_and_copy():
+    agent, _ = make_agent()
+    with torch.no_grad():
+        agent.critic.net[0].weight.add_(1.0)
+    polyak(agent, 0.0)
+    assert not torch.equal(agent.target_critic.net[0].weight, agent.critic.net[0].weight)
+    polyak(agent, 1.0)
+    assert torch.equal(agent.target_critic.net[0].weight, agent.critic.net[0].weight)
+
+
+def test_config_validation_names_the_field():
+    with pytest.raises(ValueError, match='discount'):
+        SACConfig(discount=1.0)
+    with pytest.raises(ValueError, match='critic_subsample'):
+        SACConfig(num_critics=2, critic_subsample=3)
