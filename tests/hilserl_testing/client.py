@@ -118,20 +118,34 @@ class RosTestClient:
             self._clients[key] = self.node.create_client(srv_type, name)
         return self._clients[key]
 
-    def call(self, srv_type, name: str, request=None, timeout_s: float = 10.0):
-        """Call a service and return the response; TimeoutError if unavailable or slow."""
+    def call(self, srv_type, name: str, request=None, timeout_s: float = 10.0,
+             attempts: int = 1):
+        """Call a service and return the response; TimeoutError if unavailable or slow.
+
+        ``attempts`` > 1 re-sends an idempotent request whose response did not come: under
+        load Fast DDS can drop the response to a client the server has not matched yet.
+        """
         client = self.client(srv_type, name)
         self.spin_until(client.service_is_ready, timeout_s, f'service {name}')
-        future = client.call_async(request if request is not None else srv_type.Request())
-        self.spin_until(future.done, timeout_s, f'response of {name}')
-        if future.exception() is not None:
-            raise future.exception()
-        return future.result()
+        request = request if request is not None else srv_type.Request()
+        for attempt in range(1, attempts + 1):
+            future = client.call_async(request)
+            try:
+                self.spin_until(future.done, timeout_s / attempts, f'response of {name}')
+            except TimeoutError:
+                client.remove_pending_request(future)
+                if attempt == attempts:
+                    raise
+                continue
+            if future.exception() is not None:
+                raise future.exception()
+            return future.result()
 
     # --- lifecycle -----------------------------------------------------------------------
     def lifecycle_state(self, node: str, timeout_s: float = 10.0) -> str:
         """The lifecycle state label of ``node`` (e.g. 'unconfigured', 'active')."""
-        return self.call(GetState, f'{node}/get_state', timeout_s=timeout_s).current_state.label
+        response = self.call(GetState, f'{node}/get_state', timeout_s=timeout_s, attempts=3)
+        return response.current_state.label
 
     def lifecycle_transition(self, node: str, transition: str, timeout_s: float = 30.0) -> bool:
         """Request a transition ('configure', 'activate', ...); return whether it succeeded."""
