@@ -346,7 +346,7 @@ class CommandFilter:
             return step, tcp
         requested = tcp
         for _ in range(4):  # the TCP moves almost linearly with a small joint step
-            step = step * (limit / moved)
+            step = step * (0.999 * limit / moved)
             tcp = self.kinematics.fk(base[:ARM] + step)
             moved = float(np.linalg.norm(tcp - base_tcp))
             if moved <= limit * 1.001:

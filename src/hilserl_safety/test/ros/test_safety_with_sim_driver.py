@@ -45,6 +45,8 @@ FILTER_PARAMS = {
     'effort_trip_samples': 5, 'stall_velocity_rad_s': 0.2,
 }
 EFFORT_SAMPLES = FILTER_PARAMS['effort_trip_samples']
+JOINT_INDEX = {name: i for i, name in enumerate(
+    ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper'))}
 STATE_PERIOD_S = 1.0 / DRIVER_PARAMS['control_rate_hz']
 
 
@@ -159,6 +161,12 @@ def last_target_before(io, until_s):
     before = [np.array(m.data) for m, arrival in zip(io.targets.messages, io.targets.arrival_s)
               if arrival <= until_s]
     return before[-1] if before else None
+
+
+def last_state_before(io, until_s):
+    before = [np.array(m.position) for m, arrival in zip(io.states.messages, io.states.arrival_s)
+              if arrival <= until_s]
+    return before[-1]
 
 
 def assert_output_held(io, event_arrival_s, hold, what):
@@ -316,13 +324,18 @@ def test_an_effort_trip_stops_the_arm_within_one_control_period(ros_client, io):
         run_start = (run_start or state_arrival) if stalled else None
     assert run_start is not None, 'no stalled, overloaded sample before the trip'
     latency = arrival - run_start
-    print(f'effort trip ({", ".join(event.names)}, {list(np.round(event.offending_values, 2))}'
-          f' N·m): event {latency * 1e3:.0f} ms after the push began to stall the joint')
+    loads = ', '.join(f'{value:.2f}' for value in event.offending_values)
+    print(f'effort trip ({", ".join(event.names)} at {loads} N·m): event '
+          f'{latency * 1e3:.0f} ms after the push began to stall the joint')
     assert latency <= (EFFORT_SAMPLES - 1) * STATE_PERIOD_S + PERIOD_S + MARGIN_S
     assert event.source == EndEffectorCommand.SOURCE_HUMAN
-    # the first output with the trip is the hold at the measured position: the push stops
+    # the output with the trip is the hold at the measured position: the push stops
     hold = last_target_before(io, arrival + 0.02)
     np.testing.assert_allclose(hold[tripped], event.clipped_values)
+    measured = last_state_before(io, arrival)
+    assert np.abs(hold[:5] - measured[:5]).max() < 0.01  # where the arm was, not below it
+    pushing = last_target_before(io, run_start)
+    assert np.abs(pushing[:5] - measured[:5]).max() > 0.02  # the target it replaced
     stream(ros_client, io.ee, [ee_command(dz=-0.02)] * 3)  # dropped while tripped
     assert_output_held(io, arrival, hold, 'effort trip')
     rest = wait_at_rest(ros_client, io, arrival)
@@ -336,10 +349,6 @@ def test_an_effort_trip_stops_the_arm_within_one_control_period(ros_client, io):
     stream(ros_client, io.ee, [ee_command(dz=0.03, gripper=EndEffectorCommand.GRIPPER_OPEN)] * 5)
     assert len(io.targets) > count and not np.allclose(io.targets.last.data, hold)
     assert events_since(io, since, SafetyEvent.LIMIT_EFFORT, SafetyEvent.SEVERITY_INFO)
-
-
-JOINT_INDEX = {name: i for i, name in enumerate(
-    ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper'))}
 
 
 def test_the_watchdog_holds_within_one_control_period(ros_client, io):
