@@ -3,13 +3,16 @@
 An end-effector command goes through: workspace box -> end-effector step limit -> IK (approach
 pitch and wrist roll held) -> joint position limits -> joint velocity limit -> workspace gate.
 A joint command goes through: joint position limits -> workspace projection (IK back into the
-box) -> joint velocity limit -> workspace gate.
+box) -> joint velocity limit -> workspace gate. The gate first slows the step near the walls
+(``wall_zone_m``, ``ee_wall_max_step_m``), then halves it until the TCP stays in the box.
 
 Guarantees for every output ``out`` computed from the reference ``base`` (the last target, or
 the measured positions after a re-synchronisation) over a step of ``dt_s``:
 
 - each joint lies within its limits, or no farther outside them than ``base`` was;
 - ``|out - base| <= max_joint_speed_rad_s * min(dt_s, 1 / control_rate_hz)`` per joint;
+- where the TCP of ``base`` or of ``out`` lies within ``wall_zone_m`` of a wall, the TCP moves
+  at most ``ee_wall_max_step_m`` times the elapsed fraction of a period (plus 0.1 %);
 - the TCP (FK of ``out``) lies in the workspace box within ``workspace_tolerance_m``, or no
   farther from it than the TCP of ``base``.
 
@@ -304,16 +307,21 @@ class CommandFilter:
                             _floats(candidate[changed]), _floats(out[changed])))
         return out
 
-    def _gate(self, target, base, source, events, base_tcp=None):
-        """Halve the arm step until the TCP is inside the box (or no farther out than base)."""
+    def _gate(self, target, base, fraction, source, events, base_tcp=None):
+        """Slow the step near the walls, then halve it until the TCP is inside the box (or no
+        farther out than base).
+        """
         box, tolerance = self.limits.box, self.params.workspace_tolerance_m
         if base_tcp is None:
             base_tcp = self.kinematics.fk(base[:ARM])
         allowed = max(box.distance(base_tcp), tolerance)
         step = target[:ARM] - base[:ARM]
+        tcp = self.kinematics.fk(base[:ARM] + step)
+        step, tcp = self._wall_slowdown(step, base, base_tcp, tcp, fraction, source, events)
         for halving in range(_GATE_HALVINGS + 1):
             arm = base[:ARM] + step * 0.5 ** halving
-            tcp = self.kinematics.fk(arm)
+            if halving:
+                tcp = self.kinematics.fk(arm)
             if box.distance(tcp) <= allowed:
                 break
         else:
@@ -326,7 +334,32 @@ class CommandFilter:
         out[:ARM] = arm
         return out
 
+    def _wall_slowdown(self, step, base, base_tcp, tcp, fraction, source, events):
+        """Within wall_zone_m of a wall, scale the arm step so the TCP moves at most
+        ee_wall_max_step_m (times the step fraction); returns (step, tcp).
+        """
+        params, box = self.params, self.limits.box
+        limit = min(params.ee_wall_max_step_m, params.ee_max_step_m) * fraction
+        moved = float(np.linalg.norm(tcp - base_tcp))
+        if (moved <= limit or params.wall_zone_m <= 0.0
+                or min(box.margin(base_tcp), box.margin(tcp)) >= params.wall_zone_m):
+            return step, tcp
+        requested = tcp
+        for _ in range(4):  # the TCP moves almost linearly with a small joint step
+            step = step * (0.999 * limit / moved)
+            tcp = self.kinematics.fk(base[:ARM] + step)
+            moved = float(np.linalg.norm(tcp - base_tcp))
+            if moved <= limit * 1.001:
+                break
+        else:
+            step, tcp = step * 0.0, base_tcp
+        events.append(Event(Limit.EE_STEP, Severity.CLIP, 'ee_wall_max_step_m',
+                            f'within {params.wall_zone_m} m of a workspace wall: step limited '
+                            f'to {limit:.4f} m', source, _AXES, _floats(requested - base_tcp),
+                            _floats(tcp - base_tcp)))
+        return step, tcp
+
     def _finish(self, candidate, base, fraction, source, events, base_tcp=None):
         candidate = self._position_limits(candidate, base, source, events)
         candidate = self._velocity_limit(candidate, base, fraction, source, events)
-        return self._gate(candidate, base, source, events, base_tcp), events
+        return self._gate(candidate, base, fraction, source, events, base_tcp), events

@@ -108,6 +108,13 @@ class WorkspaceBox:
     def contains(self, position: np.ndarray, tolerance_m: float = 0.0) -> bool:
         return self.distance(position) <= tolerance_m
 
+    def margin(self, position: np.ndarray) -> float:
+        """Distance from ``position`` to the nearest wall, m: positive inside, negative
+        outside (the depth beyond the farthest-crossed wall).
+        """
+        position = np.asarray(position, dtype=float)
+        return float(min(np.min(position - self.min_m), np.min(self.max_m - position)))
+
     def intersect(self, other: 'WorkspaceBox', origin: str) -> 'WorkspaceBox':
         low, high = np.maximum(self.min_m, other.min_m), np.minimum(self.max_m, other.max_m)
         if np.any(low >= high):

@@ -45,10 +45,11 @@ class SafetyFilterParams:
         default=0.05, metadata=_meta(tighten='increase', value_range=(0.0, 0.5)))
     """Margin kept inside every joint range (URDF and limits file), rad."""
     workspace_min_m: tuple[float, ...] = dataclasses.field(
-        default=(0.10, -0.20, 0.01), metadata=_meta(tighten='increase'))
+        default=(0.14, -0.20, 0.01), metadata=_meta(tighten='increase'))
     """Lower corner (x, y, z) of the TCP workspace box in the base frame, m (LeRobot's
-    end_effector_bounds min). z 0.01 keeps the fingertips (about 7 mm below the TCP when the
-    gripper points down) off the table."""
+    end_effector_bounds min). x 0.14: closer to the base the gripper hits the robot's own
+    shoulder link (|y| < 0.06, with the approach of the home pose). z 0.01 keeps the
+    fingertips (about 7 mm below the TCP when the gripper points down) off the table."""
     workspace_max_m: tuple[float, ...] = dataclasses.field(
         default=(0.35, 0.20, 0.25), metadata=_meta(tighten='decrease'))
     """Upper corner (x, y, z) of the TCP workspace box in the base frame, m."""
@@ -58,6 +59,16 @@ class SafetyFilterParams:
     ee_max_step_m: float = dataclasses.field(
         default=0.03, metadata=_meta(tighten='decrease', value_range=(0.0, 0.2)))
     """Largest TCP displacement per control period, m (0.03 at 10 Hz = 0.3 m/s)."""
+    wall_zone_m: float = dataclasses.field(
+        default=0.03, metadata=_meta(tighten='increase', value_range=(0.0, 0.5)))
+    """Within this distance of a workspace wall (at the start or the end of a step) the TCP
+    moves at most ee_wall_max_step_m per control period, m; 0 = no slow zone. The servos lag
+    their targets by different amounts, so the path between two targets bulges; slow steps
+    near the walls keep that bulge from carrying the TCP out of the box."""
+    ee_wall_max_step_m: float = dataclasses.field(
+        default=0.01, metadata=_meta(tighten='decrease', value_range=(0.0001, 0.2)))
+    """Largest TCP displacement per control period within wall_zone_m of a wall, m (0.01 at
+    10 Hz = 0.1 m/s); the smaller of this and ee_max_step_m applies."""
     max_joint_speed_rad_s: tuple[float, ...] = dataclasses.field(
         default=(2.0, 2.0, 2.0, 2.5, 3.0, 3.0), metadata=_meta(tighten='decrease'))
     """Per-joint speed limit, rad/s; the per-step change is this times the step period. The
@@ -80,9 +91,16 @@ class SafetyFilterParams:
     """Per-joint |effort| trip thresholds with effort_unit 'percent' (real servo load); the
     gripper's 101 disables its trip (its own Overload_Torque protects it)."""
     effort_trip_samples: int = dataclasses.field(
-        default=3, metadata=_meta(tighten='decrease', value_range=(1, 100)))
-    """Consecutive /joint_states samples above a threshold that trip (ignores the brief
-    saturation of a fast step)."""
+        default=5, metadata=_meta(tighten='decrease', value_range=(1, 100)))
+    """Consecutive /joint_states samples of a stalled joint (above its threshold, slower than
+    stall_velocity_rad_s) that trip: 50 ms at the driver's 100 Hz."""
+    stall_velocity_rad_s: float = dataclasses.field(
+        default=0.2, metadata=_meta(tighten='increase', value_range=(0.001, 100.0)))
+    """A sample counts towards an effort trip only while the joint turns slower than this
+    (|velocity|): it pushes but does not move, i.e. it is blocked. A position servo's torque
+    saturates while it accelerates towards each new target, which is no collision (in the
+    simulation, every step of a 10 Hz command stream). Joint states without velocities count
+    every sample; 100 counts every sample too."""
     require_effort: bool = dataclasses.field(default=True, metadata=_meta(read_only=True))
     """Treat /joint_states without efforts as invalid (the effort limit cannot work), so the
     filter holds. Disable only for a driver that cannot measure load."""

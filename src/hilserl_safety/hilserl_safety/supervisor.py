@@ -6,11 +6,13 @@ and ``tick`` at ``control_rate_hz``, always with a monotonic ``now_s``; each ret
 request for the driver (or None).
 
 States: *waiting* (no valid joint state since activation), *running*, and holds that drop
-commands: *e-stop* (latched until ``release_estop``), *effort trip* (at least ``trip_hold_s`` and
-until every effort is under its threshold), *stale joint states*, *heartbeat lost* (policy
-commands only). The watchdog (no command for ``command_timeout_s``) holds without dropping: the
-next command resumes. Holding means keeping the last safe target (after an effort trip: the
-measured position, so the arm stops pushing); the filter never extrapolates.
+commands: *e-stop* (latched until ``release_estop``), *effort trip* (a joint stalled: above its
+effort threshold while slower than ``stall_velocity_rad_s`` for ``effort_trip_samples`` samples;
+it holds at least ``trip_hold_s`` and until every effort is under its threshold), *stale joint
+states*, *heartbeat lost* (policy commands only). The watchdog (no command for
+``command_timeout_s``) holds without dropping: the next command resumes. Holding means keeping
+the last safe target (after an effort trip: the measured position, so the arm stops pushing);
+the filter never extrapolates.
 """
 import dataclasses
 
@@ -91,6 +93,7 @@ class SafetySupervisor:
         self.target = None
         self.measured = None
         self.efforts = None
+        self.velocities = None
         self._state_s = None
         self._stale_reported = False
         self._last_output_s = None
@@ -103,8 +106,10 @@ class SafetySupervisor:
         return output
 
     # --- inputs --------------------------------------------------------------------------
-    def on_joint_state(self, positions, efforts, now_s: float) -> Output:
-        """A /joint_states sample in joint_names order (efforts may be None)."""
+    def on_joint_state(self, positions, efforts, now_s: float, velocities=None) -> Output:
+        """A /joint_states sample in joint_names order (efforts and velocities may be None;
+        unusable velocities are ignored: every effort sample then counts).
+        """
         output = Output()
         positions = np.asarray(positions, dtype=float)
         count = len(self.filter.names)
@@ -116,7 +121,12 @@ class SafetySupervisor:
         if not valid:
             self.counters.invalid_joint_states += 1
             return output
+        if velocities is not None:
+            velocities = np.asarray(velocities, dtype=float)
+            if velocities.shape != (count,) or not np.all(np.isfinite(velocities)):
+                velocities = None
         self.measured, self.efforts, self._state_s = positions, efforts, now_s
+        self.velocities = velocities
         self._stale_reported = False
         if not self.active:
             return output
@@ -125,7 +135,7 @@ class SafetySupervisor:
             self._exceed = np.zeros(count, dtype=int)
             return output
         if efforts is not None and not self.estop_latched:
-            self._check_effort(efforts, output)
+            self._check_effort(efforts, velocities, output)
         return output
 
     def on_heartbeat(self, now_s: float) -> None:
@@ -267,9 +277,14 @@ class SafetySupervisor:
             self._last_output_s = None
         return base
 
-    def _check_effort(self, efforts, output) -> None:
+    def _check_effort(self, efforts, velocities, output) -> None:
+        """Count samples of stalled joints (over the threshold and not moving); trip after
+        effort_trip_samples in a row.
+        """
         threshold = np.array(self.params.max_effort)
         over = np.abs(efforts) > threshold
+        if velocities is not None:
+            over &= np.abs(velocities) <= self.params.stall_velocity_rad_s
         self._exceed = np.where(over, self._exceed + 1, 0)
         tripped = self._exceed >= self.params.effort_trip_samples
         if self._trip_s is not None or not tripped.any():
@@ -284,8 +299,8 @@ class SafetySupervisor:
         source = Source.SCRIPT if self._last_source is None else self._last_source
         output.events.append(self._count(Event(
             Limit.EFFORT, Severity.TRIP, ','.join(names),
-            f'effort above {self.params.max_effort} {self.params.effort_unit} for '
-            f'{self.params.effort_trip_samples} samples: holding; end the episode',
+            f'effort above {self.params.max_effort} {self.params.effort_unit} without '
+            f'moving for {self.params.effort_trip_samples} samples: holding; end the episode',
             int(source), names, tuple(float(efforts[i]) for i in joints),
             tuple(float(hold[i]) for i in joints))))
 

@@ -58,6 +58,12 @@ class SimParams:
     """Velocity damping of every joint's servo model (N·m·s/rad; official MJCF value)."""
     actuator_force_limit_nm: float = within(0.01, 100.0, 3.35)
     """Torque limit of every joint's servo model (N·m; official MJCF value)."""
+    servo_time_constant_s: float = within(0.0, 1.0, 0.05)
+    """Time constant of the first-order lag between a joint target and the servo model's
+    setpoint (s; 0: the setpoint jumps to each target). The STS3215 firmware ramps toward a
+    new Goal_Position instead of jumping; without the lag the stiff, torque-limited position
+    loop (kp 998 N·m/rad, 3.35 N·m) answers every 10 Hz target step with saturated torque and
+    about 35 % overshoot."""
     jaw_pads: bool = True
     """Enable the 5-7 mm fingertip collision pads of the official model (box geoms on both jaw
     tips). MuJoCo collides meshes as convex hulls, which touch a cube at one point per jaw;

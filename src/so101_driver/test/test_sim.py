@@ -22,6 +22,8 @@ def test_official_servo_gains_and_contact_settings_are_applied(sim):
     np.testing.assert_allclose(model.actuator_gainprm[:, 0], 998.22)
     np.testing.assert_allclose(model.actuator_biasprm[:, 1:3], [[-998.22, -2.731]] * 6)
     np.testing.assert_allclose(model.actuator_forcerange, [[-3.35, 3.35]] * 6)
+    assert np.all(model.actuator_dyntype == mujoco.mjtDyn.mjDYN_FILTEREXACT)
+    np.testing.assert_allclose(model.actuator_dynprm[:, 0], 0.05)  # servo_time_constant_s
     for pad in ('fixed_jaw_pad', 'moving_jaw_pad'):
         assert model.geom(pad).contype[0] == 1 and model.geom(pad).conaffinity[0] == 1
     assert model.opt.cone == mujoco.mjtCone.mjCONE_ELLIPTIC
@@ -99,8 +101,37 @@ def test_torque_off_lets_the_arm_fall_and_on_holds_again(sim):
         np.testing.assert_allclose(sim.joint_efforts(), 0.0)
     finally:
         sim.set_torque(True)
-    sim.step(sim.joint_positions(), 0.5)
+    sagged = sim.joint_positions()
+    np.testing.assert_allclose(sim.targets(), sagged)  # holds where it fell, no jump back
+    sim.step(None, 0.5)
+    assert np.abs(sim.joint_positions() - sagged).max() < 5e-3
     assert np.abs(sim.joint_efforts()).max() > 0.01
+
+
+@pytest.mark.parametrize('time_constant_s', [0.0, 0.05])
+def test_the_servo_setpoint_lags_each_target_so_a_step_does_not_overshoot(time_constant_s):
+    """A 0.2 rad target step (the safety filter's largest per 10 Hz period): the stiff,
+    torque-limited position loop alone overshoots by a fifth or more; the setpoint lag of
+    the default model settles without overshoot, with less time at the torque limit.
+    """
+    simulation = So101Sim(SimParams(camera_names=(), servo_time_constant_s=time_constant_s))
+    for joint in (0, 1, 2):
+        simulation.reset(seed=5)
+        simulation.step(None, 0.2)
+        goal = simulation.joint_positions()
+        goal[joint] += 0.2
+        simulation.set_targets(goal)
+        overshoot, saturated_s = 0.0, 0.0
+        for _ in range(250):
+            simulation.step(None)
+            overshoot = max(overshoot, simulation.joint_positions()[joint] - goal[joint])
+            saturated_s += simulation.timestep_s * (abs(simulation.joint_efforts()[joint]) > 3.0)
+        assert abs(simulation.joint_positions()[joint] - goal[joint]) < 2e-3
+        if time_constant_s:
+            assert overshoot < 0.005 and saturated_s < 0.15, (joint, overshoot, saturated_s)
+        else:
+            assert overshoot > 0.03, (joint, overshoot)  # what the lag is for
+    simulation.close()
 
 
 def test_tcp_pose_matches_the_kinematics(sim):

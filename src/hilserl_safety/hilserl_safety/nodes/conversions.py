@@ -44,8 +44,8 @@ class JointStateMapper:
         self._indices = None
 
     def __call__(self, msg):
-        """(positions, efforts) in joint_names order; positions None when a joint is missing
-        or the arrays are inconsistent, efforts None when absent.
+        """(positions, efforts, velocities) in joint_names order; positions None when a joint
+        is missing or the arrays are inconsistent, efforts / velocities None when absent.
         """
         key = tuple(msg.name)
         if key != self._cache_key:
@@ -54,12 +54,14 @@ class JointStateMapper:
                              if all(n in lookup for n in self.joint_names) else None)
             self._cache_key = key
         if self._indices is None or len(msg.position) != len(key):
-            return None, None
+            return None, None, None
         positions = np.asarray(msg.position, dtype=float)[self._indices]
-        efforts = None
+        efforts = velocities = None
         if len(msg.effort) == len(key):
             efforts = np.asarray(msg.effort, dtype=float)[self._indices]
-        return positions, efforts
+        if len(msg.velocity) == len(key):
+            velocities = np.asarray(msg.velocity, dtype=float)[self._indices]
+        return positions, efforts, velocities
 
 
 def target_to_msg(target, joint_names) -> Float64MultiArray:

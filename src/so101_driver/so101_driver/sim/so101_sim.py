@@ -74,6 +74,10 @@ class So101Sim:
         self._qpos_index = np.array([joint.qposadr[0] for joint in joints])
         self._qvel_index = np.array([joint.dofadr[0] for joint in joints])
         self._actuator_index = np.array([model.actuator(name).id for name in JOINT_NAMES])
+        # The servo setpoints (activations) of actuators with a lag (servo_time_constant_s).
+        act = model.actuator_actadr[self._actuator_index]
+        self._setpoint_index = act[act >= 0]
+        self._setpoint_joints = np.flatnonzero(act >= 0)
         self.lower_limits_rad = model.actuator_ctrlrange[self._actuator_index, 0].copy()
         self.upper_limits_rad = model.actuator_ctrlrange[self._actuator_index, 1].copy()
         cube_joint = model.joint(scene.CUBE_BODY)
@@ -134,6 +138,7 @@ class So101Sim:
         joints = np.clip(joints, self.lower_limits_rad, self.upper_limits_rad)
         self.data.qpos[self._qpos_index] = joints
         self.data.ctrl[self._actuator_index] = joints
+        self._settle_setpoints()
 
         draws = object_rng.uniform(0.0, 1.0, 3) if randomize_object else np.full(3, 0.5)
         low = np.array([params.cube_x_range_m[0], params.cube_y_range_m[0],
@@ -173,13 +178,26 @@ class So101Sim:
         self._mujoco.mj_step(self.model, self.data, nstep=steps)
 
     def set_torque(self, enabled: bool) -> None:
-        """Torque off: the servos produce no force (the arm falls, as on the real robot)."""
+        """Torque off: the servos produce no force (the arm falls, as on the real robot).
+
+        Torque on: the servos hold where the arm is (targets and setpoints = the present
+        positions), as the real backend writes Goal_Position = present before enabling.
+        """
         flag = self._mujoco.mjtDisableBit.mjDSBL_ACTUATION
         if enabled:
+            if not self._torque_enabled:
+                self.data.ctrl[self._actuator_index] = np.clip(
+                    self.joint_positions(), self.lower_limits_rad, self.upper_limits_rad)
+                self._settle_setpoints()
             self.model.opt.disableflags &= ~int(flag)
         else:
             self.model.opt.disableflags |= int(flag)
         self._torque_enabled = bool(enabled)
+
+    def _settle_setpoints(self) -> None:
+        """Servo setpoints = the current targets (no lag left to play out)."""
+        self.data.act[self._setpoint_index] = \
+            self.data.ctrl[self._actuator_index[self._setpoint_joints]]
 
     # --- state ---------------------------------------------------------------------------
     def joint_positions(self) -> np.ndarray:
