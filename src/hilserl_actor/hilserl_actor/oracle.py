@@ -164,7 +164,8 @@ class PickController:
         if not open_jaws:
             target = np.array([point[0], point[1], max(point[2], hover_z)])
             return self._move(Phase.RETREAT, point, target, config.max_step_m, Gripper.OPEN)
-        if horizontal < config.align_tolerance_m:
+        align = config.align_tolerance_m * (2.0 if self.phase is Phase.DESCEND else 1.0)
+        if horizontal < align:  # above the cube (hysteresis: noise does not undo a descent)
             if float(np.linalg.norm(cube - point)) < config.grasp_tolerance_m:
                 self._closing = 1
                 return self._command(Phase.CLOSE, np.zeros(3), Gripper.CLOSE)

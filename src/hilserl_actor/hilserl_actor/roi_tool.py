@@ -119,6 +119,8 @@ def frames_from_bag(path, cameras, topic_prefix: str = '/cameras') -> dict[str, 
     for bag in candidates:
         with AnyReader([bag]) as reader:
             connections = [c for c in reader.connections if c.topic in wanted]
+            if not connections:  # (an empty list would mean: every connection)
+                continue
             for connection, _, raw in reader.messages(connections=connections):
                 name = wanted[connection.topic]
                 if name in frames:
