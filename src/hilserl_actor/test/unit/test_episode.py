@@ -36,7 +36,7 @@ class Harness:
 
     def __init__(self, kinematics, **overrides):
         values = {'camera_names': ('front',), 'max_episode_steps': 5, 'seed': 10,
-                      'reset_delay_s': 0.3, 'reset_sync_steps': 2, 'ground_truth': 'auto'}
+                  'reset_delay_s': 0.3, 'reset_sync_steps': 2, 'ground_truth': 'auto'}
         values.update(overrides)
         self.params = ActorParams(**values)
         settings = ActionSettings(self.params.action_scale_m, self.params.discrete_gripper,
@@ -128,7 +128,7 @@ def test_an_episode_from_reset_to_success(kinematics):
     for earlier, later in zip(records, records[1:]):
         assert earlier.next_observation is later.observation
     # every observation is published before the transition holding it as next_observation
-    for _index, out in enumerate(h.outputs):
+    for out in h.outputs:
         if out.transition is not None:
             assert out.observation is out.transition.next_observation
     spec = h.loop.builder.spec()

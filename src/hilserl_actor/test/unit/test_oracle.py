@@ -144,9 +144,9 @@ def test_task_distance_falls_as_the_task_progresses():
 
 def decider(**overrides):
     values = {'drift_window_steps': 3, 'drift_threshold_m': 0.02, 'heading_steps': 3,
-                  'heading_cosine': -0.3, 'stall_steps': 6, 'progress_epsilon_m': 0.005,
-                  'takeover_steps': 4, 'cooldown_steps': 5, 'probability_start': 1.0,
-                  'probability_end': 0.0, 'decay_episodes': 10.0}
+              'heading_cosine': -0.3, 'stall_steps': 6, 'progress_epsilon_m': 0.005,
+              'takeover_steps': 4, 'cooldown_steps': 5, 'probability_start': 1.0,
+              'probability_end': 0.0, 'decay_episodes': 10.0}
     values.update(overrides)
     return InterventionDecider(TakeoverConfig(**values), seed=3)
 
@@ -185,9 +185,9 @@ def test_takeovers_get_rarer_as_episodes_pass():
     d = decider(probability_start=1.0, probability_end=0.0, decay_episodes=5.0)
     assert d.probability(0) == 1.0 and d.probability(5) == pytest.approx(math.exp(-1))
     taken = []
-    for _episode in range(30):
+    for _ in range(30):
         before = d.takeovers
-        for _ in range(20):  # a stalled policy all episode long
+        for _step in range(20):  # a stalled policy all episode long
             d.step(0.1)
         taken.append(d.takeovers - before)
         d.new_episode()
