@@ -44,3 +44,18 @@ def test_lists_become_tuples_and_ints_floats():
     params = ActorParams(camera_names=['wrist'], privileged_fields=[], control_rate_hz=20)
     assert params.camera_names == ('wrist',) and params.privileged_fields == ()
     assert isinstance(params.control_rate_hz, float)
+
+
+@pytest.mark.parametrize('cls, name', [(ActorParams, 'actor'), (OracleParams, 'oracle'),
+                                       (LeaderArmParams, 'leader_arm')])
+def test_package_parameter_files_list_every_parameter_with_its_default(cls, name):
+    import pathlib
+
+    import yaml
+
+    path = pathlib.Path(__file__).resolve().parents[2] / 'config' / f'{name}.yaml'
+    values = yaml.safe_load(path.read_text())[name]['ros__parameters']
+    fields = {f.name: f.default for f in dataclasses.fields(cls) if f.name != 'autostart'}
+    assert set(values) == set(fields)
+    params = cls(**values)
+    assert params == cls(), 'the file differs from the defaults'
