@@ -132,8 +132,12 @@ class ActionSource:
 
 
 class HumanActionSource(ActionSource):
-    """The newest fresh human command: EE deltas (gamepad, keyboard, oracle) or joint targets
-    (leader arm), whichever arrived last within ``human_command_timeout_s``.
+    """The human's fresh command (within ``human_command_timeout_s``): the leader arm's joint
+    targets while they stream, else the EE deltas (gamepad, keyboard, oracle).
+
+    The leader arm takes precedence: with a leader and a gamepad, the pad's takeover button
+    says *when* the human drives (and publishes idle-stick EE commands meanwhile), the leader
+    says *how*; alternating between the two streams would jerk the arm.
     """
 
     def __init__(self, settings: ActionSettings, joint_names, kinematics):
@@ -162,9 +166,10 @@ class HumanActionSource(ActionSource):
 
     def fresh(self, now_s: float):
         timeout = self.settings.human_command_timeout_s
-        candidates = [c for c in (self.ee, self.joint)
-                      if c is not None and now_s - c.received_s <= timeout]
-        return max(candidates, key=lambda c: c.received_s) if candidates else None
+        for command in (self.joint, self.ee):
+            if command is not None and now_s - command.received_s <= timeout:
+                return command
+        return None
 
     def act(self, now_s, observation, context) -> StepAction | None:
         command = self.fresh(now_s)

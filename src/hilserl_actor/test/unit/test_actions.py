@@ -67,7 +67,7 @@ def test_leader_joint_command_becomes_an_ee_delta_action(kinematics):
                              SETTINGS).gripper == Gripper.STAY
 
 
-def test_human_source_uses_the_newest_fresh_command(kinematics):
+def test_human_source_prefers_a_streaming_leader_arm(kinematics):
     human = HumanActionSource(SETTINGS, DEFAULT_JOINT_NAMES, kinematics)
     context = {'joints_rad': HOME}
     assert human.act(1.0, None, context) is None
@@ -75,8 +75,9 @@ def test_human_source_uses_the_newest_fresh_command(kinematics):
     assert human.act(1.2, None, context).origin == 'human_ee'
     assert human.act(1.31, None, context) is None  # stale
     human.set_joint(HumanJointCommand(DEFAULT_JOINT_NAMES, HOME, 1.4))
-    human.set_ee(HumanEeCommand(np.array([0.01, 0, 0]), Gripper.STAY, 1.35))
-    assert human.act(1.5, None, context).origin == 'human_joint'  # newest wins
+    human.set_ee(HumanEeCommand(np.array([0.01, 0, 0]), Gripper.STAY, 1.45))
+    assert human.act(1.5, None, context).origin == 'human_joint'  # the leader drives
+    assert human.act(1.72, None, context).origin == 'human_ee'  # the leader went quiet
     with pytest.raises(ValueError):
         human.set_ee(HumanEeCommand(np.array([np.inf, 0, 0]), Gripper.STAY, 2.0))
     with pytest.raises(ValueError):
