@@ -290,8 +290,8 @@ class ActorLoop:
         if not outcome.success:
             self.phase = Phase.IDLE
             self._reset_due_s = now_s + RETRY_RESET_S
-            return [('error', f'episode reset failed: {outcome.message}; retrying in '
-                              f'{RETRY_RESET_S:g} s')]
+            return [('warn', f'episode reset failed: {outcome.message}; retrying every '
+                             f'{RETRY_RESET_S:g} s')]
         self.phase = Phase.SYNCING
         self._sync_left = self.params.reset_sync_steps
         self._sync_joints = outcome.joint_positions_rad
@@ -308,8 +308,8 @@ class ActorLoop:
             if now_s - self._reset_started_s > self.params.reset_timeout_s:
                 self.phase = Phase.IDLE
                 self._reset_due_s = now_s
-                out.logs.append(('error', f'no answer from the episode reset within '
-                                          f'{self.params.reset_timeout_s:g} s; retrying'))
+                out.logs.append(('warn', f'no answer from the episode reset within '
+                                         f'{self.params.reset_timeout_s:g} s; retrying'))
         elif self.phase is Phase.SYNCING:
             self._sync(now_s, inputs, out)
         elif self.phase is Phase.WAITING_START:
