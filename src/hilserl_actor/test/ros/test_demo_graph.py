@@ -12,8 +12,9 @@ EPISODES = 10
 # The simulated STS3215 model saturates at 3.35 N.m while it jumps to each new position
 # target, for up to ~0.7 s of an ordinary 1-2 cm end-effector step: with the default
 # max_effort_nm (3.0) and effort_trip_samples (3) every demonstration trips the effort limit
-# (reported to the safety and driver owners). Everything else is the safety filter's default.
-SAFETY = {'max_effort_nm': [3.4, 3.4, 3.4, 3.4, 3.4, 5.0]}
+# (reported to the safety and driver owners). joint_state_timeout_s (wall clock) is raised so a
+# loaded CI machine pausing the simulation does not trip it. Everything else is the default.
+SAFETY = {'max_effort_nm': [3.4, 3.4, 3.4, 3.4, 3.4, 5.0], 'joint_state_timeout_s': 1.5}
 STATE_NAMES = ['shoulder_pan.position_rad', 'shoulder_lift.position_rad',
                'elbow_flex.position_rad', 'wrist_flex.position_rad', 'wrist_roll.position_rad',
                'gripper.position_rad', 'tcp.x_rel_m', 'tcp.y_rel_m', 'tcp.z_rel_m']
@@ -60,7 +61,7 @@ def test_oracle_demonstrations_succeed_through_the_graph(ros_client, ros_process
     assert [e.episode_id for e in episodes] == list(range(EPISODES))
     successes = sum(e.success for e in episodes)
     assert successes >= 9, [(e.end_reason, e.length) for e in episodes]
-    assert all(e.end_reason in ('success', 'time_limit') for e in episodes)
+    assert all(e.end_reason in ('success', 'time_limit', 'safety_trip') for e in episodes)
 
     by_episode = collections.defaultdict(list)
     for message, stamp in transitions:
@@ -73,8 +74,8 @@ def test_oracle_demonstrations_succeed_through_the_graph(ros_client, ros_process
         assert all(not (m.terminated or m.truncated) for m, _ in steps[:-1])
         last, last_stamp = steps[-1]
         assert (last.terminated, last.truncated) == (summary.terminated, summary.truncated)
-        assert last.terminated == (summary.end_reason == 'success')
-        assert last.reward == (1.0 if summary.success else 0.0)
+        assert last.terminated == (summary.end_reason in ('success', 'safety_trip'))
+        assert last.reward == {'success': 1.0, 'safety_trip': -1.0}.get(summary.end_reason, 0.0)
         assert summary_stamp > last_stamp, 'episode stats before the last transition'
         assert summary.intervention_steps >= summary.length - 1  # the oracle drives
         assert summary.policy_rate_hz == pytest.approx(10.0, rel=0.2)
