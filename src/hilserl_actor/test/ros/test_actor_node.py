@@ -123,8 +123,10 @@ def human(ros_client):
     }
 
 
-def next_episode(ros_client, topics, after: int, timeout_s=15.0) -> int:
-    """Wait for step 1 of an episode newer than ``after``; return its id."""
+def next_episode(ros_client, topics, timeout_s=15.0) -> int:
+    """Wait until a new episode (after every one seen so far) reaches step 1; its id."""
+    after = max((m.episode_id for m in topics['transition'].messages), default=-1)
+
     def started():
         ids = [m.episode_id for m in topics['transition'].messages
                if m.episode_id > after and m.step_index >= 1]
@@ -183,7 +185,7 @@ def test_reset_sync_and_time_limited_zero_action_episodes(actor, ros_client, rob
 def test_human_ee_commands_are_forwarded_and_stored(actor, ros_client, topics, human):
     from hilserl_msgs.msg import EndEffectorCommand
 
-    episode = next_episode(ros_client, topics, 0)
+    episode = next_episode(ros_client, topics)
     topics['ee'].clear()
 
     def publish():
@@ -212,7 +214,7 @@ def test_human_ee_commands_are_forwarded_and_stored(actor, ros_client, topics, h
 def test_leader_arm_joint_commands_become_ee_actions(actor, ros_client, topics, human):
     from hilserl_msgs.msg import JointCommand
 
-    episode = next_episode(ros_client, topics, 1)
+    episode = next_episode(ros_client, topics)
     topics['joint'].clear()
     target = list(HOME)
     target[1] += 0.1
@@ -244,8 +246,7 @@ def test_operator_and_safety_events_end_the_episode(actor, ros_client, topics, h
                                                     reason, reward, terminated):
     from hilserl_msgs.msg import EpisodeEvent, SafetyEvent
 
-    latest = max(m.episode_id for m in topics['transition'].messages)
-    episode = next_episode(ros_client, topics, latest)
+    episode = next_episode(ros_client, topics)
     if kind == 'safety':
         human['safety'].publish(SafetyEvent(severity=SafetyEvent.SEVERITY_TRIP,
                                             limit=SafetyEvent.LIMIT_EFFORT,
@@ -263,8 +264,7 @@ def test_operator_and_safety_events_end_the_episode(actor, ros_client, topics, h
 def test_end_session_stops_after_the_current_episode(actor, ros_client, robot, topics, human):
     from hilserl_msgs.msg import EpisodeEvent
 
-    latest = max(m.episode_id for m in topics['transition'].messages)
-    episode = next_episode(ros_client, topics, latest)
+    episode = next_episode(ros_client, topics)
     human['event'].publish(EpisodeEvent(event=EpisodeEvent.END_SESSION, source='test'))
     stats = stats_of(ros_client, topics, episode)
     assert stats.end_reason == 'time_limit'  # the episode runs to its end
