@@ -1,4 +1,6 @@
 """actor_node: the HIL-SERL control loop (demo mode now; train / eval with the actor issue)."""
+import functools
+
 import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
@@ -102,7 +104,7 @@ class ActorNode(LifecycleNode):
             builder = ObservationBuilder(params.joint_names, params.camera_names, crop,
                                          params.privileged_fields, kinematics)
             builder.spec()
-        except (ValueError, CropError) as error:
+        except (ValueError, CropError, OSError, RuntimeError) as error:
             self.get_logger().error(f'configure failed: {error}')
             return TransitionCallbackReturn.FAILURE
         settings = ActionSettings(params.action_scale_m, params.discrete_gripper,
@@ -149,16 +151,15 @@ class ActorNode(LifecycleNode):
         ]
         for name in params.camera_names:
             self._inputs_subs.append(subscribe(
-                Image, f'/cameras/{name}/image_raw',
-                lambda message, camera=name: self._on_image(camera, message),
+                Image, f'/cameras/{name}/image_raw', functools.partial(self._on_image, name),
                 qos_profile_sensor_data))
         if params.ground_truth != 'off':
             self._inputs_subs.append(subscribe(SimGroundTruth, '/so101_driver/ground_truth',
-                                                 self._on_ground_truth, RELIABLE))
+                                               self._on_ground_truth, RELIABLE))
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         period = 1.0 / params.control_rate_hz
         self._loop_timers = [self.create_timer(period, self._on_tick),
-                        self.create_timer(period, self._on_heartbeat, clock=steady)]
+                             self.create_timer(period, self._on_heartbeat, clock=steady)]
         self._loop.activate(self._now())
         self.get_logger().info(f'active: mode {params.mode}, {params.control_rate_hz:g} Hz')
         return result
@@ -327,8 +328,7 @@ class ActorNode(LifecycleNode):
             return
         future = client.call_async(conversions.reset_request(request))
         self._reset_future = future
-        future.add_done_callback(lambda done, token=request.token: self._on_reset_done(token,
-                                                                                      done))
+        future.add_done_callback(functools.partial(self._on_reset_done, request.token))
 
     def _on_reset_done(self, token: int, future) -> None:
         if self._loop is None or future is not self._reset_future:

@@ -112,8 +112,9 @@ class OracleNode(LifecycleNode):
                       RELIABLE),
             subscribe(JointCommand, '/hilserl/joint_command', self._on_arm_command, RELIABLE),
         ]
-        self._loop_timers = [self.create_timer(1.0 / params.control_rate_hz, self._on_tick),
-                        self.create_timer(params.intervention_period_s, self._publish_state)]
+        self._loop_timers = [
+            self.create_timer(1.0 / params.control_rate_hz, self._on_tick),
+            self.create_timer(params.intervention_period_s, self._publish_state)]
         self._publish_state()
         self.get_logger().info(f'active: mode {params.mode}')
         return result

@@ -3,6 +3,7 @@
 The live source subscribes to ``<prefix>/<name>/image_raw`` and takes the first frame of each
 camera; everything else is in ``hilserl_actor.roi_tool``.
 """
+import functools
 import sys
 import time
 
@@ -33,7 +34,7 @@ def capture_live(args) -> dict:
     try:
         for name in args.cameras:
             node.create_subscription(Image, f'{args.topic_prefix}/{name}/image_raw',
-                                     lambda message, name=name: keep(name, message),
+                                     functools.partial(keep, name),
                                      qos_profile_sensor_data)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
