@@ -36,6 +36,10 @@ setup(
             'teleop_node = hilserl_actor.nodes.teleop_node:main',
             'gamepad_node = hilserl_actor.nodes.gamepad_node:main',
             'keyboard_teleop = hilserl_actor.nodes.keyboard_teleop_node:main',
+            'actor_node = hilserl_actor.nodes.actor_node:main',
+            'oracle_node = hilserl_actor.nodes.oracle_node:main',
+            'leader_arm_node = hilserl_actor.nodes.leader_arm_node:main',
+            'roi_crop = hilserl_actor.nodes.roi_crop:main',
         ],
     },
 )

@@ -48,6 +48,9 @@ def validate_fields(instance) -> None:
     hints = typing.get_type_hints(type(instance))
     for field in dataclasses.fields(instance):
         name, value, kind = field.name, getattr(instance, field.name), hints[field.name]
+        if typing.get_origin(kind) is tuple:
+            _validate_sequence(instance, field, value, typing.get_args(kind)[0])
+            continue
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
             object.__setattr__(instance, name, value)
@@ -61,6 +64,32 @@ def validate_fields(instance) -> None:
         choices = field.metadata.get('choices')
         if choices is not None and value not in choices:
             raise ValueError(f'{name}: {value!r} is not one of {", ".join(map(str, choices))}')
+
+
+def _validate_sequence(instance, field, value, element) -> None:
+    """A tuple field: any sequence of ``element`` (ints accepted as floats), stored as a tuple;
+    the metadata's min/max/choices apply to every element.
+    """
+    name = field.name
+    if isinstance(value, (str, bytes)) or not hasattr(value, '__iter__'):
+        raise ValueError(f'{name}: expected a list of {element.__name__}, got {value!r}')
+    items = []
+    for item in value:
+        if element is float and isinstance(item, int) and not isinstance(item, bool):
+            item = float(item)
+        if element is int and isinstance(item, bool) or not isinstance(item, element):
+            raise ValueError(f'{name}: expected a list of {element.__name__}, got {value!r}')
+        if element is float and not math.isfinite(item):
+            raise ValueError(f'{name}: values must be finite, got {value!r}')
+        items.append(item)
+    low, high = field.metadata.get('min'), field.metadata.get('max')
+    choices = field.metadata.get('choices')
+    for item in items:
+        if low is not None and item < low or high is not None and item > high:
+            raise ValueError(f'{name}: {item!r} is outside [{low}, {high}]')
+        if choices is not None and item not in choices:
+            raise ValueError(f'{name}: {item!r} is not one of {", ".join(map(str, choices))}')
+    object.__setattr__(instance, name, tuple(items))
 
 
 GAMEPAD_LAYOUTS = ('game_controller', 'xbox', 'ps')
@@ -177,3 +206,215 @@ class GamepadParams:
 
     def __post_init__(self):
         validate_fields(self)
+
+
+ACTOR_MODES = ('demo', 'train', 'eval')
+GROUND_TRUTH_USES = ('auto', 'on', 'off')
+PRIVILEGED_FIELDS = ('object_position', 'object_quaternion', 'object_velocity', 'tcp_position',
+                     'object_to_tcp', 'object_height', 'object_grasped')
+"""Privileged (simulation-only) observation parts; see observation_builder.PRIVILEGED_SIZES."""
+DEFAULT_JOINT_NAMES = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex',
+                       'wrist_roll', 'gripper')
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorParams:
+    """Parameters of ``actor_node`` (the HIL-SERL control loop, episodes and transitions)."""
+
+    mode: str = param('demo', choices=ACTOR_MODES)
+    """demo: record demonstrations (the human's or the oracle's commands drive; zero action
+    without one). train / eval: the policy drives (come with the actor issue; rejected at
+    configure for now)."""
+    run_id: str = param('')
+    """Actor run id, written to every Transition's and Observation's header.frame_id (the
+    learner keys drop detection on it); '' = generated (actor-<UTC time>-<random hex>)."""
+    control_rate_hz: float = param(10.0, min_value=1.0, max_value=100.0)
+    """Control loop rate (node clock: simulated time with use_sim_time)."""
+    joint_names: tuple[str, ...] = param(DEFAULT_JOINT_NAMES)
+    """The driver's joints, gripper last (from the robot overlay); /joint_states is read by
+    name."""
+    camera_names: tuple[str, ...] = param(('front', 'wrist'))
+    """Cameras in the observation (/cameras/<name>/image_raw, rgb8 or bgr8); [] = state
+    only."""
+    crop_config_file: str = param('')
+    """Crop config (hilserl_learner.preprocessing, written by roi_crop) applied to every camera
+    frame; '' = full frames resized to 128x128. The demo recorder reads the same file."""
+    ground_truth: str = param('auto', choices=GROUND_TRUTH_USES)
+    """Use the simulator's /so101_driver/ground_truth (privileged state, success): auto = if
+    it is published (decided once, before the first episode), on = required, off = never."""
+    privileged_fields: tuple[str, ...] = param(
+        ('object_position', 'object_to_tcp', 'object_grasped'), choices=PRIVILEGED_FIELDS)
+    """Privileged state for an asymmetric critic, from the ground truth (simulation only)."""
+    action_scale_m: float = param(0.025, min_value=0.001, max_value=0.2)
+    """Metres of TCP displacement per unit of the normalised xyz action ([-1, 1])."""
+    discrete_gripper: bool = param(True)
+    """Append the discrete gripper command (0 close, 1 stay, 2 open) to the action."""
+    gripper_penalty: float = param(-0.02, min_value=-1.0, max_value=0.0)
+    """Transition.gripper_penalty of a step whose gripper command changes the gripper state
+    (close while open, open while closed)."""
+    success_reward: float = param(1.0, min_value=-100.0, max_value=100.0)
+    """Reward of the step that reaches success (ground truth or the operator's SUCCESS)."""
+    failure_reward: float = param(0.0, min_value=-100.0, max_value=100.0)
+    """Reward of the step ended by the operator's FAILURE (terminated)."""
+    safety_penalty: float = param(-1.0, min_value=-100.0, max_value=0.0)
+    """Reward of the step ended by a safety trip or e-stop (terminated)."""
+    max_episode_steps: int = param(100, min_value=1, max_value=100000)
+    """Time limit: the episode is truncated (not terminated) after this many steps."""
+    num_episodes: int = param(0, min_value=0, max_value=1000000)
+    """Stop after this many episodes (0 = until END_SESSION or deactivation)."""
+    seed: int = param(-1, min_value=-1, max_value=2**62)
+    """Reset seeds: episode k (0-based, of this activation) uses seed + k; -1 = fresh
+    random seeds."""
+    randomize_object: bool = param(True)
+    """ResetEpisode.randomize_object (sim: random cube pose; false: the region's centre)."""
+    wait_for_start_event: bool = param(False)
+    """After each reset, wait for the operator's START_EPISODE event before the first step."""
+    reset_delay_s: float = param(0.6, min_value=0.0, max_value=10.0)
+    """Pause between an episode's end and the reset request (node clock). Keep it above the
+    safety filter's command_timeout_s, so its watchdog hold happens before the reset and not
+    after it."""
+    reset_timeout_s: float = param(30.0, min_value=0.5, max_value=300.0)
+    """Longest wait for /so101_driver/reset_episode (service and answer); then retried."""
+    reset_sync_steps: int = param(4, min_value=0, max_value=50)
+    """Control periods after a reset during which the reset joint positions are sent to the
+    safety filter (a SOURCE_SCRIPT JointCommand), so its target follows the reset."""
+    human_command_timeout_s: float = param(0.3, min_value=0.01, max_value=10.0)
+    """A human command (EE or joint) older than this is not used (node clock)."""
+    intervention_timeout_s: float = param(3.0, min_value=0.05, max_value=60.0)
+    """An intervention state not republished for this long counts as inactive (teleop
+    republishes every intervention_period_s, 1 s by default; a latched state can be stale)."""
+    input_timeout_s: float = param(0.5, min_value=0.05, max_value=10.0)
+    """Joint states, camera frames and (when used) ground truth older than this pause the
+    episode: no step, no command (the safety filter's watchdog holds the arm)."""
+    input_outage_s: float = param(5.0, min_value=0.1, max_value=600.0)
+    """A pause longer than this ends the episode (truncated, end_reason 'operator')."""
+    joint_gripper_close_below_rad: float = param(0.3, min_value=-1.0, max_value=2.0)
+    """Leader-arm joint commands: a gripper target below this counts as 'close' in the
+    transition's discrete action."""
+    joint_gripper_open_above_rad: float = param(0.9, min_value=-1.0, max_value=2.0)
+    """Leader-arm joint commands: a gripper target above this counts as 'open' (between the
+    two: 'stay')."""
+    frame_id: str = param('base_link')
+    """frame_id of the commands sent to the safety filter."""
+    autostart: bool = param(False)
+    """Development only: configure and activate at start-up without a lifecycle manager."""
+
+    def __post_init__(self):
+        validate_fields(self)
+        if len(self.joint_names) < 2 or len(set(self.joint_names)) != len(self.joint_names):
+            raise ValueError(f'joint_names: need >= 2 unique names, got {self.joint_names}')
+        if len(set(self.camera_names)) != len(self.camera_names) or '' in self.camera_names:
+            raise ValueError(f'camera_names: must be unique and non-empty: {self.camera_names}')
+        if len(set(self.privileged_fields)) != len(self.privileged_fields):
+            raise ValueError(f'privileged_fields: repeated names {self.privileged_fields}')
+        if self.joint_gripper_close_below_rad > self.joint_gripper_open_above_rad:
+            raise ValueError('joint_gripper_close_below_rad: must be <= '
+                             'joint_gripper_open_above_rad')
+
+
+ORACLE_MODES = ('demo', 'intervene')
+
+
+@dataclasses.dataclass(frozen=True)
+class OracleParams:
+    """Parameters of ``oracle_node`` (scripted stand-in for the human, simulation only)."""
+
+    mode: str = param('demo', choices=ORACLE_MODES)
+    """demo: drive every episode (always holds the arm). intervene: watch the policy and take
+    over briefly when it drifts or stalls, less often as training goes on."""
+    control_rate_hz: float = param(10.0, min_value=1.0, max_value=100.0)
+    """Command rate (node clock); must equal the actor's control rate."""
+    cube_size_m: float = param(0.025, min_value=0.01, max_value=0.05)
+    """Edge of the simulated cube (the driver's cube_size_m)."""
+    hover_height_m: float = param(0.05, min_value=0.01, max_value=0.2)
+    """Grasp point above the cube centre before descending."""
+    lift_height_m: float = param(0.085, min_value=0.03, max_value=0.25)
+    """Grasp point height above the table to lift the cube to."""
+    max_step_m: float = param(0.02, min_value=0.001, max_value=0.1)
+    """Largest TCP displacement per step in free space (keep it below the safety filter's
+    ee_max_step_m)."""
+    careful_step_m: float = param(0.01, min_value=0.001, max_value=0.1)
+    """Largest TCP displacement per step while descending and lifting."""
+    noise_std_m: float = param(0.0, min_value=0.0, max_value=0.05)
+    """Gaussian noise (per axis, m) added to every commanded displacement."""
+    seed: int = param(0, min_value=0, max_value=2**62)
+    """Seed of the noise and of the takeover draws."""
+    ground_truth_timeout_s: float = param(0.5, min_value=0.05, max_value=10.0)
+    """Ground truth or joint states older than this: no command, intervention released."""
+    intervention_period_s: float = param(0.5, min_value=0.05, max_value=60.0)
+    """Republication period of the intervention state (also published on every change)."""
+    drift_window_steps: int = param(5, min_value=1, max_value=1000)
+    """intervene: compare the task distance with the one this many steps ago."""
+    drift_threshold_m: float = param(0.02, min_value=0.001, max_value=1.0)
+    """intervene: the task distance grew by more than this over the window = drift."""
+    heading_steps: int = param(4, min_value=1, max_value=1000)
+    """intervene: this many consecutive policy commands pointing away from the oracle's
+    direction (cosine below heading_cosine) = drift."""
+    heading_cosine: float = param(-0.3, min_value=-1.0, max_value=1.0)
+    """intervene: see heading_steps."""
+    stall_steps: int = param(20, min_value=1, max_value=10000)
+    """intervene: no new best task distance (by progress_epsilon_m) for this many steps =
+    stall."""
+    progress_epsilon_m: float = param(0.005, min_value=0.0, max_value=1.0)
+    """intervene: smallest improvement that counts as progress."""
+    takeover_steps: int = param(10, min_value=1, max_value=10000)
+    """intervene: length of one takeover, steps."""
+    cooldown_steps: int = param(10, min_value=0, max_value=10000)
+    """intervene: steps after a takeover (or a declined trigger) before the next check."""
+    takeover_probability_start: float = param(1.0, min_value=0.0, max_value=1.0)
+    """intervene: probability of taking over when triggered, in the first episode."""
+    takeover_probability_end: float = param(0.1, min_value=0.0, max_value=1.0)
+    """intervene: the probability it decays to."""
+    takeover_decay_episodes: float = param(50.0, min_value=0.001, max_value=1e6)
+    """intervene: episodes for the probability to fall 63 % of the way to the end value
+    (p = end + (start - end) * exp(-episode / decay))."""
+    frame_id: str = param('base_link')
+    """frame_id of the published commands."""
+    autostart: bool = param(False)
+    """Development only: configure and activate at start-up without a lifecycle manager."""
+
+    def __post_init__(self):
+        validate_fields(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class LeaderArmParams:
+    """Parameters of ``leader_arm_node`` (SO-101 leader arm -> human joint commands)."""
+
+    port: str = param('/dev/ttyACM1')
+    """Serial port of the leader arm's bus adapter (or a virtual bus pty / pyserial URL)."""
+    baudrate: int = param(1000000, min_value=4800, max_value=1000000)
+    """Bus baud rate (STS3215 default 1 000 000)."""
+    calibration_file: str = param('')
+    """LeRobot calibration JSON of the leader arm; '' = LeRobot's location
+    (calibration/teleoperators/so101_leader/<leader_id>.json)."""
+    leader_id: str = param('so101_leader')
+    """LeRobot id of the leader arm (names the default calibration file)."""
+    joint_names: tuple[str, ...] = param(DEFAULT_JOINT_NAMES)
+    """Follower joints in command order (servo ids 1..6), gripper last."""
+    control_rate_hz: float = param(10.0, min_value=1.0, max_value=200.0)
+    """Read and publish rate (node clock)."""
+    always_active: bool = param(False)
+    """Report an active intervention (SOURCE_LEADER_ARM) whenever the arm is readable.
+    false: the leader only streams joint commands; the gamepad's or keyboard's takeover says
+    when they drive."""
+    read_retries: int = param(2, min_value=0, max_value=10)
+    """Retries of a bus transaction with a missing or corrupted reply."""
+    bus_timeout_margin_s: float = param(0.05, min_value=0.001, max_value=1.0)
+    """Added to each transaction's wire time to give its deadline (USB-serial latency)."""
+    intervention_period_s: float = param(1.0, min_value=0.05, max_value=60.0)
+    """Republication period of the intervention state (always_active only)."""
+    diagnostics_period_s: float = param(1.0, min_value=0.05, max_value=60.0)
+    """Period of /diagnostics (wall time)."""
+    frame_id: str = param('base_link')
+    """frame_id of the published joint commands."""
+    autostart: bool = param(False)
+    """Development only: configure and activate at start-up without a lifecycle manager."""
+
+    def __post_init__(self):
+        validate_fields(self)
+        if len(self.joint_names) != 6 or len(set(self.joint_names)) != 6:
+            raise ValueError(f'joint_names: need the 6 SO-101 joints, got {self.joint_names}')
+        if self.baudrate not in (4800, 9600, 14400, 19200, 38400, 57600, 115200, 128000,
+                                 250000, 500000, 1000000):
+            raise ValueError(f'baudrate: {self.baudrate} is not an STS3215 baud rate')

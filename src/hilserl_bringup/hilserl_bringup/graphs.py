@@ -293,8 +293,10 @@ def common_arguments(backend: str = 'sim', rviz: str | None = None) -> tuple[Arg
 
 
 HUMAN = _arg('human', 'auto', 'who gives interventions and demos: oracle (scripted, sim only), '
-             'gamepad (SDL2 gamepad_node), joy (joy_node, full ROS 2 installs only); auto = '
-             'oracle with backend:=sim, gamepad otherwise', ('auto', 'oracle', 'gamepad', 'joy'))
+             'gamepad (SDL2 gamepad_node), joy (joy_node, full ROS 2 installs only), '
+             'leader_arm (SO-101 leader arm; the gamepad gives takeover and episode events); '
+             'auto = oracle with backend:=sim, gamepad otherwise',
+             ('auto', 'oracle', 'gamepad', 'joy', 'leader_arm'))
 ACTOR_MODE = _arg('actor_mode', 'train', 'actor mode: train (policy with interventions, '
                   'transitions to the learner) or eval (policy only, no learning)',
                   ('train', 'eval'))
@@ -304,7 +306,8 @@ ORACLE_HUMAN = (When({'human': ('oracle',)}), When({'human': ('auto',), 'backend
 GAMEPAD_HUMAN = (When({'human': ('gamepad',)}),
                  When({'human': ('auto',), 'backend': ('real', 'mock')}))
 JOY_HUMAN = (When({'human': ('joy',)}),)
-TELEOP_HUMAN = GAMEPAD_HUMAN + JOY_HUMAN
+LEADER_HUMAN = (When({'human': ('leader_arm',)}),)
+TELEOP_HUMAN = GAMEPAD_HUMAN + JOY_HUMAN + LEADER_HUMAN
 REAL_ROBOT = (When({'backend': ('real',)}),)
 
 DRIVER = NodeSpec('so101_driver', 'driver_node', 'so101_driver',
@@ -319,13 +322,13 @@ SAFETY = NodeSpec('hilserl_safety', 'safety_filter_node', 'safety_filter',
 LEARNER = NodeSpec('hilserl_learner', 'learner_node', 'learner',
                    parameter_files=('config/learner.yaml',),
                    remappings=(('~/stats', '/hilserl/learner_stats'),), managed=True)
-ORACLE = NodeSpec('hilserl_actor', 'oracle_node', 'oracle',
-                  parameter_files=('config/oracle.yaml',), managed=True, robot_overlay=True,
-                  when=ORACLE_HUMAN)
+LEADER_ARM = NodeSpec('hilserl_actor', 'leader_arm_node', 'leader_arm',
+                      parameter_files=('config/leader_arm.yaml',), managed=True,
+                      when=LEADER_HUMAN)
 TELEOP = NodeSpec('hilserl_actor', 'teleop_node', 'teleop',
                   parameter_files=('config/teleop.yaml',), managed=True, when=TELEOP_HUMAN)
 GAMEPAD = NodeSpec('hilserl_actor', 'gamepad_node', 'gamepad',
-                   parameter_files=('config/gamepad.yaml',), when=GAMEPAD_HUMAN)
+                   parameter_files=('config/gamepad.yaml',), when=GAMEPAD_HUMAN + LEADER_HUMAN)
 JOY = NodeSpec('joy', 'joy_node', 'joy_node', parameter_files=('config/joy.yaml',),
                full_ros_only=True, when=JOY_HUMAN)
 DEMO_RECORDER = NodeSpec('hilserl_actor', 'demo_recorder_node', 'demo_recorder',
@@ -346,6 +349,21 @@ def actor(mode) -> NodeSpec:
                     parameters={'mode': mode}, managed=True, robot_overlay=True)
 
 
+def oracle(mode: str) -> NodeSpec:
+    """The scripted oracle (simulation) in ``mode``.
+
+    'demo' drives every episode; 'intervene' takes over from the policy when it drifts or stalls.
+    """
+    return NodeSpec('hilserl_actor', 'oracle_node', 'oracle',
+                    parameter_files=('config/oracle.yaml',), parameters={'mode': mode},
+                    managed=True, robot_overlay=True, when=ORACLE_HUMAN)
+
+
+def human_input(oracle_mode: str) -> tuple[NodeSpec, ...]:
+    """Who stands in for the human (chosen by the human argument)."""
+    return (oracle(oracle_mode), LEADER_ARM, TELEOP, GAMEPAD, JOY)
+
+
 def lifecycle_manager(name: str = 'lifecycle_manager') -> NodeSpec:
     """The graph's lifecycle manager; its node_names are the graph's managed nodes."""
     return NodeSpec('hilserl_bringup', 'lifecycle_manager', name,
@@ -353,8 +371,6 @@ def lifecycle_manager(name: str = 'lifecycle_manager') -> NodeSpec:
                     parameters={'node_names': MANAGED_NODE_NAMES, 'autostart': Arg('autostart')},
                     use_sim_time=False, stop_first=True)
 
-
-HUMAN_INPUT = (ORACLE, TELEOP, GAMEPAD, JOY)
 
 # --- graphs ----------------------------------------------------------------------------
 # Managed nodes come up in list order: driver (joint states, /clock), cameras, safety filter
@@ -365,17 +381,17 @@ GRAPHS: dict[str, GraphSpec] = {g.name: g for g in (
     GraphSpec('sim', 'main job: HIL-SERL training on the simulated SO-101 (MuJoCo), with the '
               'scripted oracle standing in for the human',
               common_arguments('sim', rviz='true') + (HUMAN, ACTOR_MODE),
-              (DRIVER, *CAMERAS, SAFETY, LEARNER, actor(Arg('actor_mode')), *HUMAN_INPUT,
-               lifecycle_manager(), ROBOT_STATE_PUBLISHER, RVIZ)),
+              (DRIVER, *CAMERAS, SAFETY, LEARNER, actor(Arg('actor_mode')),
+               *human_input('intervene'), lifecycle_manager(), ROBOT_STATE_PUBLISHER, RVIZ)),
     GraphSpec('real', 'HIL-SERL training on the real SO-101: cameras, safety filter, actor, '
               'learner and gamepad/joystick teleoperation',
               common_arguments('real', rviz='true') + (HUMAN, ACTOR_MODE),
-              (DRIVER, *CAMERAS, SAFETY, LEARNER, actor(Arg('actor_mode')), *HUMAN_INPUT,
-               lifecycle_manager(), ROBOT_STATE_PUBLISHER, RVIZ)),
+              (DRIVER, *CAMERAS, SAFETY, LEARNER, actor(Arg('actor_mode')),
+               *human_input('intervene'), lifecycle_manager(), ROBOT_STATE_PUBLISHER, RVIZ)),
     GraphSpec('record_demos', 'record demonstrations (one MCAP bag per episode) from the '
               'oracle in simulation or a human with a gamepad/joystick',
               common_arguments('sim', rviz='true') + (HUMAN,),
-              (DRIVER, *CAMERAS, SAFETY, actor('demo'), *HUMAN_INPUT, DEMO_RECORDER,
+              (DRIVER, *CAMERAS, SAFETY, actor('demo'), *human_input('demo'), DEMO_RECORDER,
                lifecycle_manager(), ROBOT_STATE_PUBLISHER, RVIZ)),
     GraphSpec('learner_only', 'the learner alone (GPU box / learner container); pairs with '
               'actor_only over DDS',
@@ -384,7 +400,7 @@ GRAPHS: dict[str, GraphSpec] = {g.name: g for g in (
     GraphSpec('actor_only', 'robot side without the learner (robot PC / actor container): '
               'driver, cameras, safety filter, actor and human input; pairs with learner_only',
               common_arguments('sim', rviz='false') + (HUMAN, ACTOR_MODE),
-              (DRIVER, *CAMERAS, SAFETY, actor(Arg('actor_mode')), *HUMAN_INPUT,
+              (DRIVER, *CAMERAS, SAFETY, actor(Arg('actor_mode')), *human_input('intervene'),
                lifecycle_manager(), ROBOT_STATE_PUBLISHER, RVIZ)),
     GraphSpec('driver_only', 'bring-up check: driver (and cameras on the real robot) and the '
               'safety filter',

@@ -261,3 +261,15 @@ def test_managed_marker_only_in_lifecycle_managers():
     for graph in GRAPHS.values():
         holders = [n for n in graph.nodes if MANAGED_NODE_NAMES in n.parameters.values()]
         assert [n.executable for n in holders] == ['lifecycle_manager']
+
+
+def test_leader_arm_human_and_oracle_modes():
+    def nodes(graph, **overrides):
+        return {n.name: n for n in GRAPHS[graph].resolve(overrides, PACKAGE_DIR,
+                                                         robot_description=str)}
+
+    leader = nodes('real', human='leader_arm')
+    assert {'leader_arm', 'teleop', 'gamepad'} <= set(leader) and 'oracle' not in leader
+    assert leader['leader_arm'].managed
+    assert nodes('record_demos')['oracle'].parameters['mode'] == 'demo'
+    assert nodes('sim')['oracle'].parameters['mode'] == 'intervene'

@@ -3,8 +3,13 @@ import dataclasses
 import typing
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.parameter import Parameter
 
 from hilserl_actor.params import field_docs
+
+_EMPTY_ARRAY_TYPES = {str: Parameter.Type.STRING_ARRAY, int: Parameter.Type.INTEGER_ARRAY,
+                      float: Parameter.Type.DOUBLE_ARRAY}
 
 
 def declare_from_dataclass(node, params_cls) -> None:
@@ -29,13 +34,24 @@ def declare_from_dataclass(node, params_cls) -> None:
                 FloatingPointRange(from_value=float(low), to_value=float(high))]
         elif kind is int and low is not None and high is not None:
             descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
-        node.declare_parameter(field.name, field.default, descriptor)
+        if typing.get_origin(kind) is tuple:
+            element = typing.get_args(kind)[0]
+            # An empty list has no ROS type: declare the typed array, left unset.
+            default = list(field.default) or _EMPTY_ARRAY_TYPES[element]
+            node.declare_parameter(field.name, default, descriptor)
+        else:
+            node.declare_parameter(field.name, field.default, descriptor)
 
 
 def params_from_node(node, params_cls):
     """The params dataclass from the node's current parameter values (ValueError if bad)."""
-    values = {field.name: node.get_parameter(field.name).value
-              for field in dataclasses.fields(params_cls)}
+    values = {}
+    for field in dataclasses.fields(params_cls):
+        try:
+            value = node.get_parameter(field.name).value
+        except ParameterUninitializedException:  # an empty-array default, never set
+            value = field.default
+        values[field.name] = value
     return params_cls(**values)
 
 

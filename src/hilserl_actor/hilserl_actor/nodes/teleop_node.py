@@ -51,7 +51,7 @@ class TeleopNode(LifecycleNode):
         self._core: GamepadTeleop | None = None
         self._outputs: TeleopPublishers | None = None
         self._subscription = None
-        self._timers = []
+        self._teleop_timers = []
 
     # --- transitions -------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -80,8 +80,9 @@ class TeleopNode(LifecycleNode):
         result = super().on_activate(state)
         params = self._params
         self._subscription = self.create_subscription(Joy, JOY_TOPIC, self._on_joy, JOY_QOS)
-        self._timers = [self.create_timer(1.0 / params.control_rate_hz, self._on_control_tick),
-                        self.create_timer(params.intervention_period_s, self._on_period)]
+        self._teleop_timers = [
+            self.create_timer(1.0 / params.control_rate_hz, self._on_control_tick),
+            self.create_timer(params.intervention_period_s, self._on_period)]
         self._outputs.publish_intervention(self._core.session.intervention)
         self.get_logger().info(f'active: reading {JOY_TOPIC}; hold takeover to drive the arm'
                                + (' (always_active: commands without takeover)'
@@ -109,9 +110,9 @@ class TeleopNode(LifecycleNode):
         if self._subscription is not None:
             self.destroy_subscription(self._subscription)
             self._subscription = None
-        for timer in self._timers:
+        for timer in self._teleop_timers:
             self.destroy_timer(timer)
-        self._timers = []
+        self._teleop_timers = []
         if self._core is not None and self._outputs is not None:
             self._publish(self._core.release())
 
