@@ -36,6 +36,7 @@ setup(
             'teleop_node = hilserl_actor.nodes.teleop_node:main',
             'gamepad_node = hilserl_actor.nodes.gamepad_node:main',
             'keyboard_teleop = hilserl_actor.nodes.keyboard_teleop_node:main',
+            'demo_recorder_node = hilserl_actor.nodes.demo_recorder_node:main',
         ],
     },
 )

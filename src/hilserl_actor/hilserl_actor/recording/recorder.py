@@ -1,0 +1,485 @@
+"""The demo recorder core: the actor's streams in, one finished rosbag2 per episode out.
+
+Episodes are delimited by the Transitions' ``(header.frame_id, episode_id)``:
+- the first Transition of a new episode opens ``episode_<NNNN>/`` (the next free index) and
+  writes into it what arrived in the ``preroll_s`` before it (the end of the reset: the start
+  event, observations, joint states; the newest intervention state whatever its age); older
+  messages between episodes are not recorded;
+- every message after that goes into the open episode, raw camera frames only when a recorded
+  policy image was cropped from them (``frames.RawFrameMatcher``); after its last transition
+  (terminated or truncated) only its EpisodeStats and the raw frames it refers to do: the
+  rest is held for the next episode's pre-roll;
+- the episode's EpisodeStats closes it at once (summary, metadata.yaml, sidecar, session
+  index): label ``success`` or ``failure``; end_reason ``rerecord`` deletes it instead;
+- if the next episode's Transitions arrive first, they wait up to
+  ``episode_stats_timeout_s`` for the EpisodeStats, then the open episode is finalized as
+  ``interrupted`` (missing_episode_stats);
+- ``finish(reason)`` (Ctrl-C, deactivate, shutdown) finalizes the open episode as
+  ``interrupted``: a complete, readable bag.
+Write failures (``OSError`` such as ENOSPC, ``DemoWriteError``) delete the episode being
+written, report an error and skip the rest of that episode; finished episodes are never
+touched again. Below ``min_free_disk_mb`` no episode starts, and a recording one is finalized
+as interrupted (disk_full). Methods return ``Notice``s for the node to log; the core logs
+nothing itself.
+"""
+import collections
+import dataclasses
+import errno
+import math
+import os
+import shutil
+import time
+
+from hilserl_actor.errors import RecorderError
+from hilserl_actor.recording.episode import OpenEpisode
+from hilserl_actor.recording.frames import RawFrameMatcher
+from hilserl_actor.recording.types import (
+    FrameRef,
+    Incoming,
+    Notice,
+    RecorderSettings,
+    StatsInfo,
+    TransitionInfo,
+)
+from hilserl_learner import demo_format as fmt
+from hilserl_learner.bag_io import EpisodeBagWriter, repair_episode
+from hilserl_learner.errors import DatasetError, DemoWriteError
+
+WRITE_ERRORS = (OSError, DemoWriteError)
+END_SESSION = 'END_SESSION'
+RERECORD = 'rerecord'
+
+
+def disk_free_bytes(path) -> int:
+    return shutil.disk_usage(path).free
+
+
+def describe_error(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return f'the disk is full ({error})'
+    return f'{type(error).__name__}: {error}'
+
+
+@dataclasses.dataclass
+class _Held:
+    """A message not yet assigned to an episode."""
+
+    item: Incoming
+    arrived_s: float
+    transition: TransitionInfo | None = None
+    frames: tuple[FrameRef, ...] = ()
+    latched: bool = False
+
+
+class DemoRecorder:
+    """Splits the streams into episodes and writes each to its own bag (module docstring)."""
+
+    def __init__(self, settings: RecorderSettings, typestore, *, free_bytes=disk_free_bytes,
+                 clock=time.monotonic, writer_factory=EpisodeBagWriter):
+        self.settings = settings
+        self._typestore = typestore
+        self._free_bytes = free_bytes
+        self._clock = clock
+        self._writer_factory = writer_factory
+        self._matcher = RawFrameMatcher(settings.raw_frame_buffer_s, settings.raw_frame_wait_s)
+        self.current: OpenEpisode | None = None
+        self._held: collections.deque[_Held] = collections.deque()
+        self._waiting_since: float | None = None
+        self._skip_key: tuple[str, int] | None = None
+        self._notices: list[Notice] = []
+        self.saved = collections.Counter()
+        self.session_kept = 0
+        self.discarded = 0
+        self.dropped = 0
+        self.last_error = ''
+        self.session_ending = False
+        self.done = False
+        self.disk_low = False
+        self.free_mb = math.nan
+        self._last_disk_check = -math.inf
+
+    # --- session ---------------------------------------------------------------------------
+    def start(self) -> list[Notice]:
+        """Create the output directory, repair episodes a killed recorder left, check space."""
+        out = self.settings.output_dir
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RecorderError(f'output_dir {out}: {error}') from error
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise RecorderError(f'output_dir {out} is not writable')
+        for stale in out.glob('.episode_*.repair'):
+            shutil.rmtree(stale, ignore_errors=True)
+        for directory in fmt.episode_dirs(out):
+            self._recover(directory)
+        self._update_index()
+        self._disk_ok(force=True)
+        return self._drain()
+
+    def _recover(self, directory) -> None:
+        info = fmt.read_sidecar(directory)
+        complete = (directory / fmt.BAG_METADATA).is_file()
+        if info is not None and info.label != fmt.LABEL_RECORDING and complete:
+            return
+        try:
+            if complete:  # closed, but killed before the sidecar was final: custom_data is
+                info = fmt.read_sidecar_from_metadata(directory)
+                fmt.write_sidecar(directory, info)
+                return
+            repaired = repair_episode(directory)
+        except (OSError, DatasetError, DemoWriteError, ValueError) as error:
+            self._say('error', f'{directory.name}: left unfinished by a killed recorder and '
+                               f'could not be repaired ({describe_error(error)}); left as is')
+            return
+        if repaired is None:
+            self._say('warn', f'{directory.name}: left unfinished by a killed recorder with '
+                              'nothing readable on disk; removed')
+        else:
+            self._say('warn', f'{directory.name}: left unfinished by a killed recorder; '
+                              f'repaired ({repaired.length} steps kept, label interrupted)')
+
+    def finish(self, reason: str) -> list[Notice]:
+        """Finalize what is being recorded as ``interrupted`` (``reason``); idempotent."""
+        if self.current is not None:
+            self._close(fmt.LABEL_INTERRUPTED, reason,
+                        error=f'recording stopped ({reason}) during the episode')
+        held = next((h for h in self._held if h.transition is not None), None)
+        if held is not None and not self.done and self._open(held.transition.key):
+            self._write_held(held.arrived_s)
+            if self.current is not None:
+                self._close(fmt.LABEL_INTERRUPTED, reason,
+                            error=f'recording stopped ({reason}) during the episode')
+        self._held.clear()
+        self._waiting_since = None
+        return self._drain()
+
+    def set_min_free_disk_mb(self, value: float) -> list[Notice]:
+        self.settings = dataclasses.replace(self.settings, min_free_disk_mb=float(value))
+        self._disk_ok(force=True)
+        if self.disk_low and self.current is not None:
+            self._stop_for_disk()
+        return self._drain()
+
+    # --- inputs ----------------------------------------------------------------------------
+    def on_transition(self, item: Incoming, transition: TransitionInfo) -> list[Notice]:
+        if self.done:
+            return []
+        key = transition.key
+        if key == self._skip_key:
+            self.dropped += 1
+        elif self.current is None:
+            if self._open(key):
+                self._write_held(self._clock())
+                self._write(item, transition)
+            else:
+                self.dropped += 1 + len(self._held)
+                self._held.clear()
+        elif self.current.key == key:
+            self._write(item, transition)
+        else:
+            if self._waiting_since is None:
+                self._waiting_since = self._clock()
+            self._held.append(_Held(item, self._clock(), transition, transition.frames))
+        return self._drain()
+
+    def on_message(self, item: Incoming, frames: tuple[FrameRef, ...] = (),
+                   latched: bool = False) -> list[Notice]:
+        """Any other message; ``frames``: raw frames it refers to; ``latched``: a state topic
+        whose newest message always goes into the next episode.
+        """
+        if self.done:
+            return []
+        if self._accepting():
+            self._write(item, None, frames)
+        else:
+            self._held.append(_Held(item, self._clock(), None, frames, latched))
+            self._trim_held()
+        return self._drain()
+
+    def on_event(self, item: Incoming, event: str) -> list[Notice]:
+        notices = self.on_message(item)
+        if event == END_SESSION and not self.done:
+            self.session_ending = True
+            if self.current is None and self._waiting_since is None:
+                self._end_session('END_SESSION event')
+            else:
+                self._say('info', 'END_SESSION: the session ends with the current episode')
+        return notices + self._drain()
+
+    def on_raw_frame(self, item: Incoming, ref: FrameRef) -> list[Notice]:
+        if self.done:
+            return []
+        frame = self._matcher.offer(ref, item, self._clock())
+        if frame is not None:  # a frame the open episode's images wait for
+            if self.current is not None:
+                self._write(frame, None)
+            else:
+                self._held.append(_Held(frame, self._clock()))
+        return self._drain()
+
+    def on_stats(self, item: Incoming, stats: StatsInfo) -> list[Notice]:
+        if self.done:
+            return []
+        current = self.current
+        if current is not None and stats.matches(current.key):
+            self._write(item, None)
+            if self.current is not None:  # still open (no write error)
+                if stats.end_reason == RERECORD:
+                    self._discard()
+                else:
+                    label = fmt.LABEL_SUCCESS if stats.success else fmt.LABEL_FAILURE
+                    self._close(label, stats.end_reason, stats)
+            self._after_close()
+        elif self._skip_key is not None and stats.matches(self._skip_key):
+            self._skip_key = None
+        else:
+            self._say('warn', f'EpisodeStats of actor episode {stats.episode_id} '
+                              f'({stats.end_reason}) without a recorded episode: ignored')
+        return self._drain()
+
+    def tick(self) -> list[Notice]:
+        """Periodic work: stats timeout, raw frame expiry, chunk flush, disk check."""
+        if self.done:
+            return []
+        now = self._clock()
+        missing = self._matcher.expire(now)
+        if self.current is not None:
+            self.current.info.raw_frames_missing += missing
+        if (self._waiting_since is not None
+                and now - self._waiting_since > self.settings.episode_stats_timeout_s):
+            self._say('warn', f'{self.current.name}: no EpisodeStats within '
+                              f'{self.settings.episode_stats_timeout_s} s while the next '
+                              'episode started; finalized as interrupted')
+            self._close(fmt.LABEL_INTERRUPTED, 'missing_episode_stats',
+                        error='the EpisodeStats of this episode never arrived')
+            self._after_close()
+        self._trim_held()
+        current = self.current
+        if current is not None and now - current.last_flush_s >= self.settings.flush_period_s:
+            try:
+                current.flush(now)
+            except WRITE_ERRORS as error:
+                self._fail(error)
+        if not self._disk_ok() and self.current is not None:
+            self._stop_for_disk()
+        return self._drain()
+
+    # --- status ----------------------------------------------------------------------------
+    def status(self) -> dict:
+        current = self.current
+        if self.done:
+            state = 'done'
+        elif self.disk_low:
+            state = 'disk_full'
+        elif current is not None:
+            state = 'recording'
+        else:
+            state = 'idle'
+        return {
+            'state': state, 'episode': current.name if current else '',
+            'episode_steps': current.info.length if current else 0,
+            'saved_success': self.saved[fmt.LABEL_SUCCESS],
+            'saved_failure': self.saved[fmt.LABEL_FAILURE],
+            'saved_interrupted': self.saved[fmt.LABEL_INTERRUPTED],
+            'discarded': self.discarded, 'dropped_messages': self.dropped,
+            'free_disk_mb': round(self.free_mb, 1), 'last_error': self.last_error,
+        }
+
+    # --- episodes --------------------------------------------------------------------------
+    def _accepting(self) -> bool:
+        """Whether a message (other than a transition or stats) goes to the open episode."""
+        return (self.current is not None and self._waiting_since is None
+                and not self.current.ended)
+
+    def _open(self, key: tuple[str, int]) -> bool:
+        settings = self.settings
+        if not self._disk_ok(force=True):
+            self._skip_key = key
+            self._say('error', f'actor episode {key[1]} is not recorded: only '
+                               f'{self.free_mb:.0f} MB free on {settings.output_dir} '
+                               f'(min_free_disk_mb {settings.min_free_disk_mb:g})')
+            return False
+        index = fmt.next_episode_index(settings.output_dir)
+        directory = settings.output_dir / fmt.episode_dir_name(index)
+        info = fmt.EpisodeInfo(
+            index=index, task=settings.task, fps=settings.fps,
+            raw_camera_names=list(settings.raw_camera_names),
+            crop_config=settings.crop_config, crop_config_file=settings.crop_config_file,
+            calibration_id=settings.calibration_id, run_id=key[0], episode_id=key[1],
+            started_at=fmt.utc_now_iso())
+        writer = self._writer_factory(directory, self._typestore, settings.compression)
+        try:
+            writer.open()
+            fmt.write_sidecar(directory, info)
+        except WRITE_ERRORS as error:
+            writer.abort(remove=True)
+            self._skip_key = key
+            self.last_error = f'{directory.name}: {describe_error(error)}'
+            self._say('error', f'actor episode {key[1]} is not recorded: cannot create '
+                               f'{directory}: {describe_error(error)}')
+            return False
+        self.current = OpenEpisode(writer, info, key, self._clock())
+        self._matcher.end_episode()
+        self._skip_key = None
+        self._say('info', f'{directory.name}: recording actor episode {key[1]}'
+                          + (f' of run {key[0]}' if key[0] else ''))
+        return True
+
+    def _write(self, item: Incoming, transition: TransitionInfo | None,
+               frames: tuple[FrameRef, ...] = ()) -> None:
+        current = self.current
+        try:
+            current.write(item)
+            if transition is not None:
+                current.note_transition(transition)
+                frames = transition.frames
+            if frames and self.settings.raw_camera_names:
+                for frame in self._matcher.claim(frames, self._clock()):
+                    current.write(frame)
+        except WRITE_ERRORS as error:
+            self._fail(error)
+
+    def _write_held(self, start_s: float) -> None:
+        """Move held messages into the episode just opened (the pre-roll window only)."""
+        horizon = start_s - self.settings.preroll_s
+        newest_latched = {h.item.topic.name: h for h in self._held if h.latched}
+        while self._held and self.current is not None:
+            held = self._held[0]
+            if held.transition is not None and held.transition.key != self.current.key:
+                self._waiting_since = held.arrived_s  # yet another episode: wait for stats
+                return
+            self._held.popleft()
+            if (held.transition is None and held.arrived_s < horizon
+                    and newest_latched.get(held.item.topic.name) is not held):
+                continue
+            self._write(held.item, held.transition, held.frames)
+        self._waiting_since = None
+
+    def _trim_held(self) -> None:
+        if self._waiting_since is not None or not self._held or (
+                self.current is not None and not self.current.ended):
+            return
+        horizon = self._clock() - self.settings.preroll_s
+        if self._held[0].arrived_s >= horizon:
+            return
+        newest_latched = {h.item.topic.name: h for h in self._held if h.latched}
+        self._held = collections.deque(
+            h for h in self._held
+            if h.arrived_s >= horizon or newest_latched.get(h.item.topic.name) is h)
+
+    def _close(self, label: str, end_reason: str, stats: StatsInfo | None = None,
+               error: str = '') -> None:
+        current, self.current = self.current, None
+        missing = self._matcher.end_episode()
+        try:
+            info = current.finalize(label, end_reason, stats, error, missing)
+        except WRITE_ERRORS as failure:
+            current.discard()
+            self.last_error = f'{current.name}: {describe_error(failure)}'
+            self._say('error', f'{current.name}: could not be finalized '
+                               f'({describe_error(failure)}); dropped. Finished episodes are '
+                               'kept')
+            return
+        self.saved[label] += 1
+        self.session_kept += int(label in fmt.KEPT_LABELS)
+        self._update_index()
+        self._say('info' if label != fmt.LABEL_INTERRUPTED else 'warn',
+                  f'{current.name}: saved, label {label} ({end_reason}), {info.length} steps, '
+                  f'{info.intervention_steps} intervention steps, '
+                  f'{current.writer.bytes_written / 1e6:.1f} MB')
+        if info.error and label != fmt.LABEL_INTERRUPTED:
+            self._say('warn', f'{current.name}: {info.error}')
+        if info.raw_frames_missing:
+            self._say('warn', f'{current.name}: {info.raw_frames_missing} policy images '
+                              'without their raw camera frame (re-cropping those steps is '
+                              'not possible)')
+
+    def _discard(self) -> None:
+        current, self.current = self.current, None
+        self._matcher.end_episode()
+        current.discard()
+        self.discarded += 1
+        self._update_index()
+        self._say('info', f'{current.name}: discarded (re-record)')
+
+    def _fail(self, error: BaseException) -> None:
+        current, self.current = self.current, None
+        self._matcher.end_episode()
+        current.discard()
+        self._skip_key = current.key
+        self.last_error = f'{current.name}: {describe_error(error)}'
+        self._say('error', f'{current.name}: writing failed: {describe_error(error)}. The '
+                           'episode is dropped and recording resumes with the next one; '
+                           'finished episodes are kept')
+        self._update_index()
+
+    def _stop_for_disk(self) -> None:
+        key = self.current.key
+        self._say('error', f'{self.current.name}: only {self.free_mb:.0f} MB free on '
+                           f'{self.settings.output_dir} (min_free_disk_mb '
+                           f'{self.settings.min_free_disk_mb:g}): finalized as interrupted; '
+                           'no episode is recorded until space is freed')
+        self._close(fmt.LABEL_INTERRUPTED, 'disk_full',
+                    error='stopped: free disk space below min_free_disk_mb')
+        self._skip_key = key
+
+    def _after_close(self) -> None:
+        maximum = self.settings.max_episodes
+        if maximum and self.session_kept >= maximum:
+            self._end_session(f'{self.session_kept} episodes recorded (max_episodes)')
+        elif self.session_ending:
+            self._end_session('END_SESSION event')
+        if self.done:
+            return
+        held = next((h for h in self._held if h.transition is not None), None)
+        if held is None:
+            self._waiting_since = None
+        elif self._open(held.transition.key):
+            self._write_held(held.arrived_s)
+        else:
+            self._held = collections.deque(
+                h for h in self._held
+                if h.transition is None or h.transition.key != held.transition.key)
+            self._waiting_since = None
+
+    def _end_session(self, why: str) -> None:
+        self.done = True
+        self._held.clear()
+        self._waiting_since = None
+        self._say('info', f'session complete: {why}; saved {dict(self.saved)}, '
+                          f'{self.discarded} discarded')
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _disk_ok(self, force: bool = False) -> bool:
+        now = self._clock()
+        if not force and now - self._last_disk_check < self.settings.flush_period_s:
+            return not self.disk_low
+        self._last_disk_check = now
+        try:
+            self.free_mb = self._free_bytes(self.settings.output_dir) / 1e6
+        except OSError as error:
+            self.free_mb = 0.0
+            self.last_error = f'free space of {self.settings.output_dir}: {error}'
+        low = self.free_mb < self.settings.min_free_disk_mb
+        if low and not self.disk_low:
+            self.last_error = (f'only {self.free_mb:.0f} MB free on {self.settings.output_dir} '
+                               f'(min_free_disk_mb {self.settings.min_free_disk_mb:g})')
+            self._say('error', f'disk almost full: {self.last_error}; recording paused')
+        elif self.disk_low and not low:
+            self._say('info', f'{self.free_mb:.0f} MB free again: recording resumes with the '
+                              'next episode')
+        self.disk_low = low
+        return not low
+
+    def _update_index(self) -> None:
+        try:
+            fmt.write_session_index(self.settings.output_dir)
+        except OSError as error:
+            self._say('warn', f'session.yaml not updated: {describe_error(error)}')
+
+    def _say(self, level: str, text: str) -> None:
+        self._notices.append(Notice(level, text))
+
+    def _drain(self) -> list[Notice]:
+        notices, self._notices = self._notices, []
+        return notices
