@@ -1,5 +1,6 @@
 """demo_recorder_node: the actor's streams -> one rosbag2 (MCAP) directory per episode."""
 import dataclasses
+import functools
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -120,7 +121,7 @@ class DemoRecorderNode(LifecycleNode):
         for spec in topics:
             self._subscriptions.append(self.create_subscription(
                 MESSAGE_TYPES[spec.msgtype], spec.name,
-                lambda message, spec=spec: self._on_message(spec, message), QOS[spec.qos]))
+                functools.partial(self._on_message, spec), QOS[spec.qos]))
         self._timers = [self.create_timer(TICK_PERIOD_S, self._on_tick),
                         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)]
         self.get_logger().info(f'active: recording {len(topics)} topics; an episode starts '
@@ -162,11 +163,13 @@ class DemoRecorderNode(LifecycleNode):
         self._diagnostics, self.recorder = None, None
 
     # --- callbacks -------------------------------------------------------------------------
-    def _on_message(self, spec: fmt.TopicSpec, message) -> None:
+    def _on_message(self, spec: fmt.TopicSpec, message, info) -> None:
+        """Every subscription's callback (with the message info: its source timestamp)."""
         recorder = self.recorder
         if recorder is None:
             return
-        item = Incoming(spec, time.time_ns(), bytes(serialize_message(message)))
+        item = Incoming(spec, time.time_ns(), bytes(serialize_message(message)),
+                        sent_ns=int(info.get('source_timestamp') or 0))
         if spec.name == fmt.TRANSITIONS:
             notices = recorder.on_transition(item, conversions.transition_info(message))
         elif spec.name == fmt.OBSERVATION:
@@ -221,9 +224,13 @@ class DemoRecorderNode(LifecycleNode):
 
     def _log(self, notices) -> None:
         logger = self.get_logger()
-        for notice in notices:
-            {'info': logger.info, 'warn': logger.warning, 'error': logger.error}[notice.level](
-                notice.text)
+        for notice in notices:  # one call site per severity (rclpy requires it)
+            if notice.level == 'error':
+                logger.error(notice.text)
+            elif notice.level == 'warn':
+                logger.warning(notice.text)
+            else:
+                logger.info(notice.text)
 
 
 def main(args=None):

@@ -8,6 +8,10 @@ from hilserl_actor.errors import RecorderError
 from hilserl_actor.params import RecorderParams
 from hilserl_actor.recording.types import RecorderSettings
 
+REORDER_WINDOW_S = 0.3
+"""Messages are processed in publication order after waiting this long (see
+RecorderSettings.reorder_window_s): ample for messages of one host, negligible for recording."""
+
 
 def read_crop_config(path: str) -> dict | None:
     """The crop config file's contents (a YAML mapping); None for ''."""
@@ -50,4 +54,5 @@ def settings_from_params(params: RecorderParams) -> RecorderSettings:
         max_episodes=params.max_episodes, preroll_s=params.preroll_s,
         episode_stats_timeout_s=params.episode_stats_timeout_s,
         flush_period_s=params.flush_period_s,
-        raw_frame_wait_s=max(1.0, 2.0 / params.control_rate_hz))
+        raw_frame_wait_s=max(1.0, 2.0 / params.control_rate_hz),
+        reorder_window_s=REORDER_WINDOW_S)

@@ -25,6 +25,8 @@ nothing itself.
 import collections
 import dataclasses
 import errno
+import heapq
+import itertools
 import math
 import os
 import shutil
@@ -84,6 +86,8 @@ class DemoRecorder:
         self._matcher = RawFrameMatcher(settings.raw_frame_buffer_s, settings.raw_frame_wait_s)
         self.current: OpenEpisode | None = None
         self._held: collections.deque[_Held] = collections.deque()
+        self._queue: list = []  # heap of (sent_ns, sequence, arrival, handler, item, args)
+        self._sequence = itertools.count()
         self._waiting_since: float | None = None
         self._skip_key: tuple[str, int] | None = None
         self._notices: list[Notice] = []
@@ -140,6 +144,7 @@ class DemoRecorder:
 
     def finish(self, reason: str) -> list[Notice]:
         """Finalize what is being recorded as ``interrupted`` (``reason``); idempotent."""
+        self._pump(everything=True)
         if self.current is not None:
             self._close(fmt.LABEL_INTERRUPTED, reason,
                         error=f'recording stopped ({reason}) during the episode')
@@ -161,9 +166,44 @@ class DemoRecorder:
         return self._drain()
 
     # --- inputs ----------------------------------------------------------------------------
+    # Each input is queued and handled once ``reorder_window_s`` old, in publication order.
     def on_transition(self, item: Incoming, transition: TransitionInfo) -> list[Notice]:
+        return self._enqueue(item, self._on_transition, transition)
+
+    def on_message(self, item: Incoming, frames: tuple[FrameRef, ...] = (),
+                   latched: bool = False) -> list[Notice]:
+        """Any other message; ``frames``: raw frames it refers to; ``latched``: a state topic
+        whose newest message always goes into the next episode.
+        """
+        return self._enqueue(item, self._on_message, frames, latched)
+
+    def on_event(self, item: Incoming, event: str) -> list[Notice]:
+        return self._enqueue(item, self._on_event, event)
+
+    def on_raw_frame(self, item: Incoming, ref: FrameRef) -> list[Notice]:
+        return self._enqueue(item, self._on_raw_frame, ref)
+
+    def on_stats(self, item: Incoming, stats: StatsInfo) -> list[Notice]:
+        return self._enqueue(item, self._on_stats, stats)
+
+    def _enqueue(self, item: Incoming, handler, *args) -> list[Notice]:
         if self.done:
             return []
+        heapq.heappush(self._queue, (item.sent_ns or item.received_ns, next(self._sequence),
+                                     self._clock(), handler, item, args))
+        self._pump()
+        return self._drain()
+
+    def _pump(self, everything: bool = False) -> None:
+        horizon = self._clock() - self.settings.reorder_window_s
+        while self._queue and (everything or self._queue[0][2] <= horizon):
+            _, _, _, handler, item, args = heapq.heappop(self._queue)
+            if self.done:
+                self._queue.clear()
+                return
+            handler(item, *args)
+
+    def _on_transition(self, item: Incoming, transition: TransitionInfo) -> None:
         key = transition.key
         if key == self._skip_key:
             self.dropped += 1
@@ -180,46 +220,33 @@ class DemoRecorder:
             if self._waiting_since is None:
                 self._waiting_since = self._clock()
             self._held.append(_Held(item, self._clock(), transition, transition.frames))
-        return self._drain()
 
-    def on_message(self, item: Incoming, frames: tuple[FrameRef, ...] = (),
-                   latched: bool = False) -> list[Notice]:
-        """Any other message; ``frames``: raw frames it refers to; ``latched``: a state topic
-        whose newest message always goes into the next episode.
-        """
-        if self.done:
-            return []
+    def _on_message(self, item: Incoming, frames: tuple[FrameRef, ...],
+                    latched: bool) -> None:
         if self._accepting():
             self._write(item, None, frames)
         else:
             self._held.append(_Held(item, self._clock(), None, frames, latched))
             self._trim_held()
-        return self._drain()
 
-    def on_event(self, item: Incoming, event: str) -> list[Notice]:
-        notices = self.on_message(item)
+    def _on_event(self, item: Incoming, event: str) -> None:
+        self._on_message(item, (), False)
         if event == END_SESSION and not self.done:
             self.session_ending = True
             if self.current is None and self._waiting_since is None:
                 self._end_session('END_SESSION event')
             else:
                 self._say('info', 'END_SESSION: the session ends with the current episode')
-        return notices + self._drain()
 
-    def on_raw_frame(self, item: Incoming, ref: FrameRef) -> list[Notice]:
-        if self.done:
-            return []
+    def _on_raw_frame(self, item: Incoming, ref: FrameRef) -> None:
         frame = self._matcher.offer(ref, item, self._clock())
         if frame is not None:  # a frame the open episode's images wait for
             if self.current is not None:
                 self._write(frame, None)
             else:
                 self._held.append(_Held(frame, self._clock()))
-        return self._drain()
 
-    def on_stats(self, item: Incoming, stats: StatsInfo) -> list[Notice]:
-        if self.done:
-            return []
+    def _on_stats(self, item: Incoming, stats: StatsInfo) -> None:
         current = self.current
         if current is not None and stats.matches(current.key):
             self._write(item, None)
@@ -235,12 +262,12 @@ class DemoRecorder:
         else:
             self._say('warn', f'EpisodeStats of actor episode {stats.episode_id} '
                               f'({stats.end_reason}) without a recorded episode: ignored')
-        return self._drain()
 
     def tick(self) -> list[Notice]:
         """Periodic work: stats timeout, raw frame expiry, chunk flush, disk check."""
         if self.done:
             return []
+        self._pump()
         now = self._clock()
         missing = self._matcher.expire(now)
         if self.current is not None:
@@ -445,6 +472,7 @@ class DemoRecorder:
     def _end_session(self, why: str) -> None:
         self.done = True
         self._held.clear()
+        self._queue.clear()
         self._waiting_since = None
         self._say('info', f'session complete: {why}; saved {dict(self.saved)}, '
                           f'{self.discarded} discarded')

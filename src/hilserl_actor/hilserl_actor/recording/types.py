@@ -15,6 +15,9 @@ class Incoming:
     received_ns: int
     """Wall-clock receive time, ns since the epoch (the bag's log time, as ros2 bag record)."""
     data: bytes
+    sent_ns: int = 0
+    """Publication time (DDS source timestamp, same clock as received_ns; 0 = unknown):
+    messages of different topics are processed in this order."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,3 +99,7 @@ class RecorderSettings:
     """How long a policy image waits for its raw frame before it counts as missing."""
     raw_frame_buffer_s: float = 2.0
     """How long unreferenced raw frames are kept for a later policy image."""
+    reorder_window_s: float = 0.0
+    """Messages wait this long after arrival and are then processed in publication order, so
+    that the episode boundary is the same for every topic (each topic has its own reader,
+    and the executor interleaves them)."""

@@ -59,10 +59,10 @@ class Feeder:
             self.send(topic, message)
         return self
 
-    def send(self, topic, message):
+    def send(self, topic, message, sent_ns=0):
         spec = TOPICS[topic]
         item = Incoming(spec, int(self.clock.now * 1e9),
-                        bytes(self.typestore.serialize_cdr(message, spec.msgtype)))
+                        bytes(self.typestore.serialize_cdr(message, spec.msgtype)), sent_ns)
         r = self.recorder
         if topic == fmt.TRANSITIONS:
             info = TransitionInfo(
@@ -246,6 +246,28 @@ def test_stats_late_or_missing_when_the_next_episode_starts(tmp_path, typestore)
     for directory in fmt.episode_dirs(tmp_path / 'demos')[:2]:
         assert topic_counts(directory) == expected_counts(3), directory.name
     assert any('no EpisodeStats' in t for t in feed.texts('warn'))
+
+
+def test_topics_interleaved_on_arrival_are_split_in_publication_order(tmp_path, typestore):
+    """Each topic has its own reader: arrival order across topics is not publication order."""
+    import random
+
+    recorder, feed = make_recorder(tmp_path, typestore, reorder_window_s=0.3)
+    stream = (messages(typestore, ds.EpisodePlan(0, 4, 'success'))
+              + messages(typestore, ds.EpisodePlan(1, 3, 'failure')))
+    sent = [(10**18 + 1000 * i, topic, message) for i, (topic, message) in enumerate(stream)]
+    rng = random.Random(3)
+    arrival = sorted(sent, key=lambda s: s[0] + rng.randint(0, 8000))
+    assert [s[0] for s in arrival] != [s[0] for s in sent]
+    for sent_ns, topic, message in arrival:
+        feed.clock.now += 0.001
+        feed.send(topic, message, sent_ns)
+    assert fmt.episode_dirs(tmp_path / 'demos') == []  # nothing handled before the window
+    feed.tick(0.5)
+    dirs = fmt.episode_dirs(tmp_path / 'demos')
+    assert [fmt.read_sidecar(d).label for d in dirs] == ['success', 'failure']
+    assert topic_counts(dirs[0]) == expected_counts(4)
+    assert topic_counts(dirs[1]) == expected_counts(3)
 
 
 class FailingWriter(bag_io.EpisodeBagWriter):
