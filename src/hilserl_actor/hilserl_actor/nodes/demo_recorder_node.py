@@ -59,6 +59,9 @@ QOS = {
                           durability=DurabilityPolicy.TRANSIENT_LOCAL),
     'sensor': qos_profile_sensor_data,
 }
+# Topics the recorder reads fields of; every other topic is taken as CDR bytes (raw=True):
+# nothing to deserialize and serialize again.
+INSPECTED_TOPICS = (fmt.TRANSITIONS, fmt.OBSERVATION, fmt.EPISODE_STATS, fmt.EPISODE_EVENT)
 TICK_PERIOD_S = 0.1
 DIAGNOSTICS_PERIOD_S = 1.0
 
@@ -119,9 +122,10 @@ class DemoRecorderNode(LifecycleNode):
         topics = list(fmt.RECORDED_TOPICS) + [
             fmt.raw_image_topic(name) for name in self.recorder.settings.raw_camera_names]
         for spec in topics:
+            raw = spec.name not in INSPECTED_TOPICS and spec.msgtype != fmt.IMAGE_TYPE
             self._subscriptions.append(self.create_subscription(
                 MESSAGE_TYPES[spec.msgtype], spec.name,
-                functools.partial(self._on_message, spec), QOS[spec.qos]))
+                functools.partial(self._on_message, spec), QOS[spec.qos], raw=raw))
         self._timers = [self.create_timer(TICK_PERIOD_S, self._on_tick),
                         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)]
         self.get_logger().info(f'active: recording {len(topics)} topics; an episode starts '
@@ -168,7 +172,8 @@ class DemoRecorderNode(LifecycleNode):
         recorder = self.recorder
         if recorder is None:
             return
-        item = Incoming(spec, time.time_ns(), bytes(serialize_message(message)),
+        data = message if isinstance(message, bytes) else bytes(serialize_message(message))
+        item = Incoming(spec, time.time_ns(), data,
                         sent_ns=int(info.get('source_timestamp') or 0))
         if spec.name == fmt.TRANSITIONS:
             notices = recorder.on_transition(item, conversions.transition_info(message))

@@ -2,9 +2,9 @@
 
 Episodes are delimited by the Transitions' ``(header.frame_id, episode_id)``:
 - the first Transition of a new episode opens ``episode_<NNNN>/`` (the next free index) and
-  writes into it what arrived in the ``preroll_s`` before it (the end of the reset: the start
-  event, observations, joint states; the newest intervention state whatever its age); older
-  messages between episodes are not recorded;
+  writes into it the newest message of each latched topic (the intervention state) and what
+  arrived in the ``preroll_s`` before it (the end of the reset: the start event,
+  observations, joint states); older messages between episodes are not recorded;
 - every message after that goes into the open episode, raw camera frames only when a recorded
   policy image was cropped from them (``frames.RawFrameMatcher``); after its last transition
   (terminated or truncated) only its EpisodeStats and the raw frames it refers to do: the
@@ -70,7 +70,6 @@ class _Held:
     arrived_s: float
     transition: TransitionInfo | None = None
     frames: tuple[FrameRef, ...] = ()
-    latched: bool = False
 
 
 class DemoRecorder:
@@ -86,6 +85,7 @@ class DemoRecorder:
         self._matcher = RawFrameMatcher(settings.raw_frame_buffer_s, settings.raw_frame_wait_s)
         self.current: OpenEpisode | None = None
         self._held: collections.deque[_Held] = collections.deque()
+        self._latched: dict[str, Incoming] = {}  # newest message of each latched topic
         self._queue: list = []  # heap of (sent_ns, sequence, arrival, handler, item, args)
         self._sequence = itertools.count()
         self._waiting_since: float | None = None
@@ -223,10 +223,12 @@ class DemoRecorder:
 
     def _on_message(self, item: Incoming, frames: tuple[FrameRef, ...],
                     latched: bool) -> None:
+        if latched:
+            self._latched[item.topic.name] = item
         if self._accepting():
             self._write(item, None, frames)
-        else:
-            self._held.append(_Held(item, self._clock(), None, frames, latched))
+        elif not latched:  # the newest latched state goes into the next episode anyway
+            self._held.append(_Held(item, self._clock(), None, frames))
             self._trim_held()
 
     def _on_event(self, item: Incoming, event: str) -> None:
@@ -367,32 +369,32 @@ class DemoRecorder:
             self._fail(error)
 
     def _write_held(self, start_s: float) -> None:
-        """Move held messages into the episode just opened (the pre-roll window only)."""
+        """Start the episode just opened: the newest latched states, then the held messages
+        of the pre-roll window (and the episode's own held transitions).
+        """
+        for item in list(self._latched.values()):
+            if self.current is not None:
+                self._write(item, None)
         horizon = start_s - self.settings.preroll_s
-        newest_latched = {h.item.topic.name: h for h in self._held if h.latched}
         while self._held and self.current is not None:
             held = self._held[0]
             if held.transition is not None and held.transition.key != self.current.key:
                 self._waiting_since = held.arrived_s  # yet another episode: wait for stats
                 return
             self._held.popleft()
-            if (held.transition is None and held.arrived_s < horizon
-                    and newest_latched.get(held.item.topic.name) is not held):
+            if held.transition is None and held.arrived_s < horizon:
                 continue
             self._write(held.item, held.transition, held.frames)
         self._waiting_since = None
 
     def _trim_held(self) -> None:
-        if self._waiting_since is not None or not self._held or (
+        """Between episodes, forget what is older than the pre-roll window."""
+        if self._waiting_since is not None or (
                 self.current is not None and not self.current.ended):
             return
         horizon = self._clock() - self.settings.preroll_s
-        if self._held[0].arrived_s >= horizon:
-            return
-        newest_latched = {h.item.topic.name: h for h in self._held if h.latched}
-        self._held = collections.deque(
-            h for h in self._held
-            if h.arrived_s >= horizon or newest_latched.get(h.item.topic.name) is h)
+        while self._held and self._held[0].arrived_s < horizon:
+            self._held.popleft()
 
     def _close(self, label: str, end_reason: str, stats: StatsInfo | None = None,
                error: str = '') -> None:
