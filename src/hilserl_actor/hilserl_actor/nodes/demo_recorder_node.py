@@ -13,7 +13,6 @@ from rclpy.qos import (
     HistoryPolicy,
     QoSProfile,
     ReliabilityPolicy,
-    qos_profile_sensor_data,
 )
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image, JointState
@@ -51,13 +50,16 @@ MESSAGE_TYPES = {
 }
 # The contract's QoS per stream (docs/architecture.md): transitions, stats, events and safety
 # events are never dropped (keep all); the intervention state is latched; cameras best effort.
+# The reader histories are deeper than the publishers' (compatible: depth is not matched), so
+# a burst waits in the queue instead of overwriting messages the recorder has not taken yet.
 QOS = {
-    'reliable': QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+    'reliable': QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE),
     'keep_all': QoSProfile(depth=1000, history=HistoryPolicy.KEEP_ALL,
                            reliability=ReliabilityPolicy.RELIABLE),
-    'latched': QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+    'latched': QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                           durability=DurabilityPolicy.TRANSIENT_LOCAL),
-    'sensor': qos_profile_sensor_data,
+    'sensor': QoSProfile(depth=30, reliability=ReliabilityPolicy.BEST_EFFORT,
+                         durability=DurabilityPolicy.VOLATILE),
 }
 # Topics the recorder reads fields of; every other topic is taken as CDR bytes (raw=True):
 # nothing to deserialize and serialize again.
