@@ -1,9 +1,18 @@
 """One episode's bag while it is being written, and what is known about the episode."""
 import pathlib
 
-from hilserl_actor.recording.types import Incoming, StatsInfo, TransitionInfo
+from hilserl_actor.recording.types import Incoming, RecorderSettings, StatsInfo, TransitionInfo
 from hilserl_learner import demo_format as fmt
 from hilserl_learner.bag_io import EpisodeBagWriter
+from hilserl_learner.errors import DemoWriteError
+
+
+class CreateError(Exception):
+    """An episode directory could not be created (``error``: the OSError / DemoWriteError)."""
+
+    def __init__(self, directory: pathlib.Path, error: Exception):
+        super().__init__(f'{directory}: {error}')
+        self.directory, self.error = directory, error
 
 
 class OpenEpisode:
@@ -27,6 +36,27 @@ class OpenEpisode:
         self.ended = False
         """Its last transition (terminated / truncated) is in: only its EpisodeStats and the
         raw frames its images need still belong to it."""
+
+    @classmethod
+    def create(cls, settings: RecorderSettings, key: tuple[str, int], typestore,
+               writer_factory=EpisodeBagWriter, now_s: float = 0.0) -> 'OpenEpisode':
+        """Open ``episode_<next index>/`` with its sidecar (label recording); CreateError."""
+        index = fmt.next_episode_index(settings.output_dir)
+        directory = settings.output_dir / fmt.episode_dir_name(index)
+        info = fmt.EpisodeInfo(
+            index=index, task=settings.task, fps=settings.fps,
+            raw_camera_names=list(settings.raw_camera_names),
+            crop_config=settings.crop_config, crop_config_file=settings.crop_config_file,
+            calibration_id=settings.calibration_id, run_id=key[0], episode_id=key[1],
+            started_at=fmt.utc_now_iso())
+        writer = writer_factory(directory, typestore, settings.compression)
+        try:
+            writer.open()
+            fmt.write_sidecar(directory, info)
+        except (OSError, DemoWriteError) as error:
+            writer.abort(remove=True)
+            raise CreateError(directory, error) from error
+        return cls(writer, info, key, now_s)
 
     @property
     def directory(self) -> pathlib.Path:

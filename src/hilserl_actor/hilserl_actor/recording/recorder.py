@@ -1,6 +1,8 @@
 """The demo recorder core: the actor's streams in, one finished rosbag2 per episode out.
 
-Episodes are delimited by the Transitions' ``(header.frame_id, episode_id)``:
+Inputs are handled ``reorder_window_s`` after arrival, in publication order (each topic has
+its own reader; the executor interleaves them). Episodes are delimited by the Transitions'
+``(header.frame_id, episode_id)``:
 - the first Transition of a new episode opens ``episode_<NNNN>/`` (the next free index) and
   writes into it the newest message of each latched topic (the intervention state) and what
   arrived in the ``preroll_s`` before it (the end of the reset: the start event,
@@ -24,17 +26,19 @@ nothing itself.
 """
 import collections
 import dataclasses
-import errno
 import heapq
 import itertools
 import math
-import os
-import shutil
 import time
 
-from hilserl_actor.errors import RecorderError
-from hilserl_actor.recording.episode import OpenEpisode
+from hilserl_actor.recording.episode import CreateError, OpenEpisode
 from hilserl_actor.recording.frames import RawFrameMatcher
+from hilserl_actor.recording.output_dir import (
+    DiskGuard,
+    describe_error,
+    disk_free_bytes,
+    prepare_output_dir,
+)
 from hilserl_actor.recording.types import (
     FrameRef,
     Incoming,
@@ -44,22 +48,12 @@ from hilserl_actor.recording.types import (
     TransitionInfo,
 )
 from hilserl_learner import demo_format as fmt
-from hilserl_learner.bag_io import EpisodeBagWriter, repair_episode
-from hilserl_learner.errors import DatasetError, DemoWriteError
+from hilserl_learner.bag_io import EpisodeBagWriter
+from hilserl_learner.errors import DemoWriteError
 
 WRITE_ERRORS = (OSError, DemoWriteError)
 END_SESSION = 'END_SESSION'
 RERECORD = 'rerecord'
-
-
-def disk_free_bytes(path) -> int:
-    return shutil.disk_usage(path).free
-
-
-def describe_error(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return f'the disk is full ({error})'
-    return f'{type(error).__name__}: {error}'
 
 
 @dataclasses.dataclass
@@ -79,7 +73,6 @@ class DemoRecorder:
                  clock=time.monotonic, writer_factory=EpisodeBagWriter):
         self.settings = settings
         self._typestore = typestore
-        self._free_bytes = free_bytes
         self._clock = clock
         self._writer_factory = writer_factory
         self._matcher = RawFrameMatcher(settings.raw_frame_buffer_s, settings.raw_frame_wait_s)
@@ -98,49 +91,18 @@ class DemoRecorder:
         self.last_error = ''
         self.session_ending = False
         self.done = False
-        self.disk_low = False
-        self.free_mb = math.nan
+        self._disk = DiskGuard(settings.output_dir, free_bytes)
         self._last_disk_check = -math.inf
 
     # --- session ---------------------------------------------------------------------------
     def start(self) -> list[Notice]:
-        """Create the output directory, repair episodes a killed recorder left, check space."""
-        out = self.settings.output_dir
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise RecorderError(f'output_dir {out}: {error}') from error
-        if not os.access(out, os.W_OK | os.X_OK):
-            raise RecorderError(f'output_dir {out} is not writable')
-        for stale in out.glob('.episode_*.repair'):
-            shutil.rmtree(stale, ignore_errors=True)
-        for directory in fmt.episode_dirs(out):
-            self._recover(directory)
-        self._update_index()
+        """Create the output directory, repair episodes a killed recorder left, check space.
+
+        RecorderError if the directory cannot be used.
+        """
+        self._notices += prepare_output_dir(self.settings.output_dir)
         self._disk_ok(force=True)
         return self._drain()
-
-    def _recover(self, directory) -> None:
-        info = fmt.read_sidecar(directory)
-        complete = (directory / fmt.BAG_METADATA).is_file()
-        if info is not None and info.label != fmt.LABEL_RECORDING and complete:
-            return
-        try:
-            if complete:  # closed, but killed before the sidecar was final: custom_data is
-                info = fmt.read_sidecar_from_metadata(directory)
-                fmt.write_sidecar(directory, info)
-                return
-            repaired = repair_episode(directory)
-        except (OSError, DatasetError, DemoWriteError, ValueError) as error:
-            self._say('error', f'{directory.name}: left unfinished by a killed recorder and '
-                               f'could not be repaired ({describe_error(error)}); left as is')
-            return
-        if repaired is None:
-            self._say('warn', f'{directory.name}: left unfinished by a killed recorder with '
-                              'nothing readable on disk; removed')
-        else:
-            self._say('warn', f'{directory.name}: left unfinished by a killed recorder; '
-                              f'repaired ({repaired.length} steps kept, label interrupted)')
 
     def finish(self, reason: str) -> list[Notice]:
         """Finalize what is being recorded as ``interrupted`` (``reason``); idempotent."""
@@ -294,6 +256,14 @@ class DemoRecorder:
         return self._drain()
 
     # --- status ----------------------------------------------------------------------------
+    @property
+    def disk_low(self) -> bool:
+        return self._disk.low
+
+    @property
+    def free_mb(self) -> float:
+        return self._disk.free_mb
+
     def status(self) -> dict:
         current = self.current
         if self.done:
@@ -328,29 +298,19 @@ class DemoRecorder:
                                f'{self.free_mb:.0f} MB free on {settings.output_dir} '
                                f'(min_free_disk_mb {settings.min_free_disk_mb:g})')
             return False
-        index = fmt.next_episode_index(settings.output_dir)
-        directory = settings.output_dir / fmt.episode_dir_name(index)
-        info = fmt.EpisodeInfo(
-            index=index, task=settings.task, fps=settings.fps,
-            raw_camera_names=list(settings.raw_camera_names),
-            crop_config=settings.crop_config, crop_config_file=settings.crop_config_file,
-            calibration_id=settings.calibration_id, run_id=key[0], episode_id=key[1],
-            started_at=fmt.utc_now_iso())
-        writer = self._writer_factory(directory, self._typestore, settings.compression)
         try:
-            writer.open()
-            fmt.write_sidecar(directory, info)
-        except WRITE_ERRORS as error:
-            writer.abort(remove=True)
+            episode = OpenEpisode.create(settings, key, self._typestore, self._writer_factory,
+                                         self._clock())
+        except CreateError as failure:
             self._skip_key = key
-            self.last_error = f'{directory.name}: {describe_error(error)}'
+            self.last_error = f'{failure.directory.name}: {describe_error(failure.error)}'
             self._say('error', f'actor episode {key[1]} is not recorded: cannot create '
-                               f'{directory}: {describe_error(error)}')
+                               f'{failure.directory}: {describe_error(failure.error)}')
             return False
-        self.current = OpenEpisode(writer, info, key, self._clock())
+        self.current = episode
         self._matcher.end_episode()
         self._skip_key = None
-        self._say('info', f'{directory.name}: recording actor episode {key[1]}'
+        self._say('info', f'{episode.name}: recording actor episode {key[1]}'
                           + (f' of run {key[0]}' if key[0] else ''))
         return True
 
@@ -481,25 +441,16 @@ class DemoRecorder:
 
     # --- helpers ---------------------------------------------------------------------------
     def _disk_ok(self, force: bool = False) -> bool:
+        """Whether at least min_free_disk_mb is free (checked every flush_period_s)."""
         now = self._clock()
-        if not force and now - self._last_disk_check < self.settings.flush_period_s:
-            return not self.disk_low
-        self._last_disk_check = now
-        try:
-            self.free_mb = self._free_bytes(self.settings.output_dir) / 1e6
-        except OSError as error:
-            self.free_mb = 0.0
-            self.last_error = f'free space of {self.settings.output_dir}: {error}'
-        low = self.free_mb < self.settings.min_free_disk_mb
-        if low and not self.disk_low:
-            self.last_error = (f'only {self.free_mb:.0f} MB free on {self.settings.output_dir} '
-                               f'(min_free_disk_mb {self.settings.min_free_disk_mb:g})')
-            self._say('error', f'disk almost full: {self.last_error}; recording paused')
-        elif self.disk_low and not low:
-            self._say('info', f'{self.free_mb:.0f} MB free again: recording resumes with the '
-                              'next episode')
-        self.disk_low = low
-        return not low
+        if force or now - self._last_disk_check >= self.settings.flush_period_s:
+            self._last_disk_check = now
+            low, message = self._disk.check(self.settings.min_free_disk_mb)
+            if message:
+                self._say('error' if low else 'info', message)
+                if low:
+                    self.last_error = self._disk.problem
+        return not self._disk.low
 
     def _update_index(self) -> None:
         try:
