@@ -351,6 +351,18 @@ def test_a_killed_recorder_leaves_an_episode_the_next_start_repairs(tmp_path, ty
     recorder.finish('stopped')
 
 
+def test_a_kill_between_closing_the_bag_and_the_sidecar_is_repaired_from_metadata(
+        tmp_path, typestore):
+    recorder, feed = make_recorder(tmp_path, typestore)
+    feed(messages(typestore, ds.EpisodePlan(0, 2, 'failure')))
+    directory = fmt.episode_dirs(tmp_path / 'demos')[0]
+    fmt.write_sidecar(directory, fmt.EpisodeInfo(index=0))  # as at open: label recording
+    make_recorder(tmp_path, typestore)
+    info = fmt.read_sidecar(directory)
+    assert (info.label, info.end_reason, info.length) == ('failure', 'failure', 2)
+    assert topic_counts(directory) == expected_counts(2)
+
+
 def test_session_ends_after_max_episodes_or_end_session(tmp_path, typestore):
     recorder, feed = make_recorder(tmp_path, typestore, max_episodes=2)
     feed(messages(typestore, ds.EpisodePlan(0, 2, 'success')))
