@@ -40,6 +40,7 @@ setup(
             'oracle_node = hilserl_actor.nodes.oracle_node:main',
             'leader_arm_node = hilserl_actor.nodes.leader_arm_node:main',
             'roi_crop = hilserl_actor.nodes.roi_crop:main',
+            'demo_recorder_node = hilserl_actor.nodes.demo_recorder_node:main',
         ],
     },
 )

@@ -34,6 +34,7 @@ setup(
     entry_points={
         'console_scripts': [
             'learner_node = hilserl_learner.nodes.learner_node:main',
+            'load_demos = hilserl_learner.load_demos:main',
         ],
     },
 )

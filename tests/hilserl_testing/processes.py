@@ -53,6 +53,7 @@ class RosProcess:
     log_path: pathlib.Path
     env: dict[str, str] | None = None
     process: subprocess.Popen | None = None
+    stopped: bool = False
 
     def start(self) -> 'RosProcess':
         self._log = open(self.log_path, 'wb')  # noqa: SIM115 - closed in stop()
@@ -73,6 +74,7 @@ class RosProcess:
 
     def stop(self, timeout_s: float = 10.0) -> int:
         """SIGINT, then SIGTERM, then SIGKILL (each after ``timeout_s``); return the exit code."""
+        self.stopped = True
         for sig in (signal.SIGINT, signal.SIGTERM):
             if not self.is_running():
                 break
@@ -127,10 +129,16 @@ class ProcessGroup:
         return self.start(label, argv, env)
 
     def stop_all(self, timeout_s: float = 10.0) -> dict[str, int]:
-        """Stop every process, newest first; return their exit codes by name."""
+        """Stop every process not stopped yet, newest first; return the exit codes by name
+        (of the newest process of each name stopped in this call)."""
+        recorded = set()
         for process in reversed(self.processes):
-            if process.name not in self.exit_codes:
-                self.exit_codes[process.name] = process.stop(timeout_s)
+            if process.stopped:
+                continue
+            code = process.stop(timeout_s)
+            if process.name not in recorded:
+                self.exit_codes[process.name] = code
+                recorded.add(process.name)
         return dict(self.exit_codes)
 
     def logs(self, tail_chars: int = 4000) -> str:

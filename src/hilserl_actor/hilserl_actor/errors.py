@@ -23,3 +23,7 @@ class GamepadError(TeleopError):
 
 class TerminalError(TeleopError):
     """The keyboard teleop has no usable terminal (stdin is not a TTY, termios failed)."""
+
+
+class RecorderError(ActorError):
+    """The demo recorder cannot work (output directory, crop or calibration file)."""

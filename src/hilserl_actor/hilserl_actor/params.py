@@ -418,3 +418,65 @@ class LeaderArmParams:
         if self.baudrate not in (4800, 9600, 14400, 19200, 38400, 57600, 115200, 128000,
                                  250000, 500000, 1000000):
             raise ValueError(f'baudrate: {self.baudrate} is not an STS3215 baud rate')
+
+
+RECORDER_COMPRESSIONS = ('zstd', 'none')
+
+
+@dataclasses.dataclass(frozen=True)
+class RecorderParams:
+    """Parameters of ``demo_recorder_node`` (one rosbag2 MCAP directory per episode)."""
+
+    output_dir: str = param('demos')
+    """Directory of the episode bags (episode_<NNNN>/) and session.yaml; created if missing.
+    Relative paths are taken from the node's working directory, ~ is expanded. Existing
+    episodes are kept: numbering continues after the highest."""
+    task: str = param('pick_lift_cube')
+    """Task name stored with every episode (free text, e.g. pick_lift_cube)."""
+    control_rate_hz: float = param(10.0, min_value=1.0, max_value=100.0)
+    """The actor's control rate; stored as the episodes' fps."""
+    camera_names: tuple[str, ...] = param(('front', 'wrist'))
+    """Cameras whose raw frames (/cameras/<name>/image_raw) are recorded."""
+    record_raw_images: bool = param(True)
+    """Record the raw camera frame behind every policy image (matched by header stamp and
+    frame_id, so at most one per control period and camera), so that a different ROI crop
+    can be applied after recording."""
+    crop_config: str = param('')
+    """ROI crop config file the actor uses (YAML, hilserl_learner.preprocessing); its contents
+    are stored with every episode so the loader knows which crop the images have ('' =
+    unknown)."""
+    calibration_file: str = param('')
+    """Calibration file of the arm; its name and sha256 identify the calibration of every
+    episode ('' = none, e.g. in simulation)."""
+    compression: str = param('zstd', choices=RECORDER_COMPRESSIONS)
+    """MCAP chunk compression: zstd (readable by ros2 bag, rosbags and mcap) or none."""
+    min_free_disk_mb: float = param(500.0, min_value=0.0, max_value=1e9, read_only=False)
+    """Free space to keep on the output disk: no episode starts below it, and a recording
+    episode is finalized (label interrupted, end_reason disk_full) when the disk falls below
+    it. Can be changed at runtime."""
+    max_episodes: int = param(0, min_value=0, max_value=1_000_000)
+    """End the session after this many finished (success or failure) episodes: the node then
+    exits with code 0, which stops the record_demos graph (0 = until stopped)."""
+    preroll_s: float = param(1.0, min_value=0.0, max_value=30.0)
+    """Messages received up to this long before an episode's first transition (the end of
+    the reset: start event, observations, joint states) go into its bag; older ones
+    between episodes are not recorded."""
+    episode_stats_timeout_s: float = param(3.0, min_value=0.1, max_value=60.0)
+    """When the next episode's transitions arrive but the previous episode's EpisodeStats
+    does not within this time, the previous episode is finalized as interrupted
+    (end_reason missing_episode_stats)."""
+    flush_period_s: float = param(1.0, min_value=0.1, max_value=60.0)
+    """Write the pending MCAP chunk to disk at least this often (a killed recorder loses at
+    most this much; the free disk space is checked at the same period)."""
+    autostart: bool = param(False)
+    """Development only: configure and activate at start-up without a lifecycle manager."""
+
+    def __post_init__(self):
+        validate_fields(self)
+        if not self.output_dir.strip():
+            raise ValueError('output_dir: must not be empty')
+        names = self.camera_names
+        if len(set(names)) != len(names) or not all(
+                name and name.replace('_', '').isalnum() for name in names):
+            raise ValueError(f'camera_names: must be unique names of letters, digits and _, '
+                             f'got {list(names)}')

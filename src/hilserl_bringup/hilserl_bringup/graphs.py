@@ -57,11 +57,16 @@ class ArgumentSpec:
     choices: tuple[str, ...] = ()
     """Allowed values; empty = any."""
     kind: str = 'str'
-    """'str', 'bool' ('true'/'false', also 1/0, yes/no, on/off) or 'path' ('' = unset)."""
+    """'str', 'bool' ('true'/'false', also 1/0, yes/no, on/off), 'int' (>= 0) or 'path'
+    ('' = unset)."""
 
     def normalise(self, text: str) -> str:
         """The canonical text of a value; GraphSpecError naming the argument if invalid."""
         text = str(text).strip()
+        if self.kind == 'int':
+            if not text.isdigit():
+                raise GraphSpecError(f'{self.name}:={text}: expected a whole number >= 0')
+            text = str(int(text))
         if self.kind == 'bool' and text.lower() in BOOL_WORDS:
             text = BOOL_WORDS[text.lower()]
         elif self.kind == 'bool' and 'auto' not in self.choices:
@@ -77,7 +82,9 @@ class ArgumentSpec:
         return text
 
     def convert(self, text: str) -> Any:
-        """The typed value of a canonical text (bool for kind 'bool')."""
+        """The typed value of a canonical text (bool for 'bool', int for 'int')."""
+        if self.kind == 'int':
+            return int(text)
         return text == 'true' if self.kind == 'bool' else text
 
 
@@ -332,7 +339,20 @@ GAMEPAD = NodeSpec('hilserl_actor', 'gamepad_node', 'gamepad',
 JOY = NodeSpec('joy', 'joy_node', 'joy_node', parameter_files=('config/joy.yaml',),
                full_ros_only=True, when=JOY_HUMAN)
 DEMO_RECORDER = NodeSpec('hilserl_actor', 'demo_recorder_node', 'demo_recorder',
-                         parameter_files=('config/demo_recorder.yaml',), managed=True)
+                         parameter_files=('config/demo_recorder.yaml',),
+                         parameters={'output_dir': Arg('output_dir'), 'task': Arg('task'),
+                                     'max_episodes': Arg('episodes'),
+                                     'crop_config': Arg('crop_config')},
+                         managed=True)
+RECORDING = (
+    _arg('output_dir', 'demos', 'directory of the episode bags (episode_NNNN/, session.yaml); '
+         'relative to the working directory; existing episodes are kept'),
+    _arg('task', 'pick_lift_cube', 'task name stored with every episode'),
+    _arg('episodes', '0', 'stop the graph after this many finished (success or failure) '
+         'episodes; 0 = until Ctrl-C', kind='int'),
+    _arg('crop_config', '', 'ROI crop config file the actor uses (stored with every episode); '
+         "'' = none", kind='path'),
+)
 ROBOT_STATE_PUBLISHER = NodeSpec(
     'robot_state_publisher', 'robot_state_publisher', 'robot_state_publisher',
     parameters={'robot_description': ROBOT_DESCRIPTION},
@@ -390,7 +410,7 @@ GRAPHS: dict[str, GraphSpec] = {g.name: g for g in (
                *human_input('intervene'), lifecycle_manager(), ROBOT_STATE_PUBLISHER, RVIZ)),
     GraphSpec('record_demos', 'record demonstrations (one MCAP bag per episode) from the '
               'oracle in simulation or a human with a gamepad/joystick',
-              common_arguments('sim', rviz='true') + (HUMAN,),
+              common_arguments('sim', rviz='true') + (HUMAN,) + RECORDING,
               (DRIVER, *CAMERAS, SAFETY, actor('demo'), *human_input('demo'), DEMO_RECORDER,
                lifecycle_manager(), ROBOT_STATE_PUBLISHER, RVIZ)),
     GraphSpec('learner_only', 'the learner alone (GPU box / learner container); pairs with '

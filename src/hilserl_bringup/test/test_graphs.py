@@ -273,3 +273,46 @@ def test_leader_arm_human_and_oracle_modes():
     assert leader['leader_arm'].managed
     assert nodes('record_demos')['oracle'].parameters['mode'] == 'demo'
     assert nodes('sim')['oracle'].parameters['mode'] == 'intervene'
+
+
+def test_record_demos_starts_the_recorder_with_the_session_arguments(tmp_path):
+    import io
+
+    from hilserl_actor.params import RecorderParams
+    from hilserl_bringup.runner import main
+
+    crop = tmp_path / 'crop.yaml'
+    crop.write_text('cameras: {}\n')
+    graph = GRAPHS['record_demos']
+
+    def recorder(**overrides):
+        nodes = graph.resolve(overrides, PACKAGE_DIR, robot_description=str)
+        return next(n for n in nodes if n.name == 'demo_recorder')
+
+    default = recorder()
+    assert default.managed and default.required
+    assert default.parameter_files == (CONFIG / 'demo_recorder.yaml',)
+    assert default.parameters == {'use_sim_time': True, 'output_dir': 'demos',
+                                  'task': 'pick_lift_cube', 'max_episodes': 0,
+                                  'crop_config': ''}
+    chosen = recorder(output_dir='/data/demos', task='stack', episodes='15',
+                      crop_config=str(crop), backend='real')
+    assert chosen.parameters == {'use_sim_time': False, 'output_dir': '/data/demos',
+                                 'task': 'stack', 'max_episodes': 15,
+                                 'crop_config': str(crop.resolve())}
+    for bad in ({'episodes': '-1'}, {'episodes': 'many'}, {'crop_config': str(tmp_path / 'x')}):
+        with pytest.raises(GraphSpecError, match=next(iter(bad))):
+            recorder(**bad)
+    # the parameter file holds every recorder parameter (except autostart), valid
+    values = yaml.safe_load((CONFIG / 'demo_recorder.yaml').read_text())['/**'][
+        'ros__parameters']
+    values.pop('use_sim_time')
+    params = RecorderParams(**values)
+    assert set(values) == {f for f in vars(params) if f != 'autostart'}
+    # run_graph's command line carries them
+    out = io.StringIO()
+    assert main(['record_demos', 'episodes:=15', 'output_dir:=/data/demos', '--dry-run'],
+                out=out, share_dir=PACKAGE_DIR, find_executable=lambda p, e: [f'/bin/{e}']) == 0
+    line = next(x for x in out.getvalue().splitlines() if x.startswith('/bin/demo_recorder'))
+    assert 'max_episodes:=15' in line and '/data/demos' in line
+    assert '__node:=demo_recorder' in line and 'demo_recorder.yaml' in line

@@ -56,6 +56,11 @@ def test_sigint_stops_every_child_after_bringing_the_graph_down(ros_client, ros_
     pids = started_pids(runner)
     ros_client.spin_until(lambda: graph_active(ros_client), 60, 'graph active')
     assert ros_client.lifecycle_state('counter_b') == 'active'
+    # the events of the shutdown need our subscription matched with counter_a's publisher
+    ros_client.spin_until(
+        lambda: ros_client.node.count_publishers('/counter_a/transition_event') >= 1, 20,
+        "counter_a's transition_event publisher discovered")
+    ros_client.spin_for(0.5)
 
     runner.send_signal(signal.SIGINT)
     # spin while waiting, so the transition events are taken while their publisher lives

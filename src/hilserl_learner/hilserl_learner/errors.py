@@ -27,3 +27,7 @@ class CheckpointError(LearnerError):
 
 class DatasetError(LearnerError):
     """Demonstrations could not be loaded."""
+
+
+class DemoWriteError(LearnerError):
+    """A demonstration bag could not be written (the disk is fine: OSError covers that)."""

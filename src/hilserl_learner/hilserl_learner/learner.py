@@ -129,11 +129,8 @@ class Learner:
 
     def load_demo_dataset(self, path: str) -> int:
         """Load recorded demonstrations via ``hilserl_learner.dataset.load_transitions``."""
-        try:
-            from hilserl_learner import dataset
-        except ImportError as error:
-            raise DatasetError('demo_dataset needs hilserl_learner.dataset (the dataset '
-                               'loader comes in a later change)') from error
+        from hilserl_learner import dataset
+
         return self.add_demo_transitions(dataset.load_transitions(path, self.spec))
 
     # --- training ----------------------------------------------------------------------------

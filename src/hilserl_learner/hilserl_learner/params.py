@@ -44,8 +44,8 @@ class LearnerParams:
     bc_steps: int = 0
     """Behaviour-cloning gradient steps on the demo buffer before RL (0 = none)."""
     demo_dataset: str = ''
-    """Recorded demonstrations to load at configure ('' = none). Read by
-    hilserl_learner.dataset.load_transitions, which a later change adds."""
+    """Recorded demonstrations to load at configure ('' = none): a folder of episode bags
+    (success and failure episodes, recorded images) or a demo buffer saved by load_demos."""
     seed: int = 0
     """Seed of network initialisation, sampling and augmentation."""
     num_threads: int = 0

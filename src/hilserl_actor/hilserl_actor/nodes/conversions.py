@@ -12,6 +12,7 @@ from hilserl_actor.observation_builder import (
     GroundTruthReading,
     JointReading,
 )
+from hilserl_actor.recording.types import FrameRef, StatsInfo, TransitionInfo
 from hilserl_actor.teleop.types import (
     EpisodeEvent as CoreEpisodeEvent,
 )
@@ -255,3 +256,49 @@ def reset_outcome(response) -> ResetOutcome:
     joints = np.asarray(response.joint_positions, dtype=float)
     return ResetOutcome(bool(response.success), response.message, int(response.seed),
                         joints if joints.size else None)
+
+
+# --- demo recorder ------------------------------------------------------------------------
+EPISODE_EVENT_NAMES = {
+    EpisodeEvent.SUCCESS: 'SUCCESS', EpisodeEvent.FAILURE: 'FAILURE',
+    EpisodeEvent.RERECORD: 'RERECORD', EpisodeEvent.END_SESSION: 'END_SESSION',
+    EpisodeEvent.START_EPISODE: 'START_EPISODE',
+}
+
+
+def frame_ref(image: Image) -> FrameRef | None:
+    """The raw frame an image came from (its header); None for an unstamped image."""
+    stamp_ns = image.header.stamp.sec * 1_000_000_000 + image.header.stamp.nanosec
+    if stamp_ns == 0 and not image.header.frame_id:
+        return None
+    return FrameRef(image.header.frame_id, stamp_ns)
+
+
+def observation_frames(observation: ObservationMsg) -> tuple[FrameRef, ...]:
+    refs = (frame_ref(image) for image in observation.images)
+    return tuple(ref for ref in refs if ref is not None)
+
+
+def transition_info(message: TransitionMsg) -> TransitionInfo:
+    return TransitionInfo(
+        run_id=message.header.frame_id, episode_id=int(message.episode_id),
+        step_index=int(message.step_index), is_intervention=bool(message.is_intervention),
+        camera_names=tuple(message.observation.camera_names),
+        frames=observation_frames(message.observation)
+        + observation_frames(message.next_observation),
+        ends_episode=bool(message.terminated or message.truncated))
+
+
+def stats_info(message: EpisodeStats) -> StatsInfo:
+    return StatsInfo(
+        run_id=message.header.frame_id, episode_id=int(message.episode_id),
+        end_reason=message.end_reason, success=bool(message.success),
+        length=int(message.length), intervention_steps=int(message.intervention_steps),
+        intervention_count=int(message.intervention_count),
+        policy_version=int(message.policy_version),
+        episode_return=float(message.episode_return), terminated=bool(message.terminated),
+        truncated=bool(message.truncated), duration_s=float(message.duration_s))
+
+
+def event_name(message: EpisodeEvent) -> str:
+    return EPISODE_EVENT_NAMES.get(message.event, f'UNKNOWN_{message.event}')

@@ -31,7 +31,7 @@ def make_node(ros_domain):
     ({'online_capacity': 0}, 'online_capacity'),
     ({'sac.discount': 1.5}, 'discount'),
     ({'encoder.freeze_trunk': True}, 'freeze_trunk'),
-    ({'demo_dataset': '/data/demos'}, 'hilserl_learner.dataset'),
+    ({'demo_dataset': '/data/demos'}, '/data/demos does not exist'),
     ({'camera_names': ['front'], 'online_capacity': 10_000_000}, 'max_buffer_memory_gb'),
 ])
 def test_configure_fails_with_the_reason(make_node, tmp_path, parameters, reason, caplog):

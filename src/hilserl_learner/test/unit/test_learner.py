@@ -136,9 +136,9 @@ def test_bc_warm_start_moves_the_actor_towards_the_demos(tmp_path):
         learner.add_demo_transitions(bad_transitions().values())
 
 
-def test_demo_dataset_hook_reports_the_missing_loader(tmp_path):
+def test_demo_dataset_hook_reports_a_missing_dataset(tmp_path):
     learner = make_learner(tmp_path)
-    with pytest.raises(DatasetError, match='hilserl_learner.dataset'):
+    with pytest.raises(DatasetError, match='/nonexistent does not exist'):
         learner.load_demo_dataset('/nonexistent')
 
 
