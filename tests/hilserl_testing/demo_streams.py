@@ -26,24 +26,17 @@ PRIVILEGED_DIM = 2
 RUN_ID = 'actor-run-1'
 
 
-class WindowCrop:
-    """Stand-in for hilserl_learner.preprocessing.CropConfig: a fixed window per camera."""
+def window_crop(y: int, x: int, size=CROP_SIZE):
+    """A real crop config whose ``front`` crop is the window at (y, x) of ``size`` (h, w),
+    output at the same size (so the crop is an exact copy of those pixels)."""
+    from hilserl_learner.preprocessing import CameraCrop, CropConfig, Roi
 
-    def __init__(self, y: int, x: int, size=CROP_SIZE):
-        self.y, self.x, self.size = y, x, tuple(size)
-
-    def to_dict(self) -> dict:
-        return {'cameras': {CAMERA: {'x': self.x, 'y': self.y, 'width': self.size[1],
-                                     'height': self.size[0]}},
-                'output_size': list(self.size)}
-
-    def crop_and_resize(self, image: np.ndarray, camera: str) -> np.ndarray:
-        assert camera == CAMERA, camera
-        return image[self.y:self.y + self.size[0], self.x:self.x + self.size[1]].copy()
+    height, width = size
+    return CropConfig({CAMERA: CameraCrop(Roi(x, y, width, height), width, height)})
 
 
-RECORDED_CROP = WindowCrop(4, 8)
-OTHER_CROP = WindowCrop(6, 2)
+RECORDED_CROP = window_crop(4, 8)
+OTHER_CROP = window_crop(6, 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +117,7 @@ def raw_image_message(make, episode_id: int, frame: int):
 
 
 def observation_message(make, episode_id: int, frame: int):
-    crop = RECORDED_CROP.crop_and_resize(raw_frame(episode_id, frame), CAMERA)
+    crop = RECORDED_CROP.apply(CAMERA, raw_frame(episode_id, frame))
     stamp = frame_stamp_ns(episode_id, frame)
     return make('hilserl_msgs/msg/Observation', header=_header(make, stamp),
                 state_names=['a', 'b', 'c', 'd'], state=state(episode_id, frame),

@@ -13,7 +13,7 @@ Transitions (``load_transitions``):
 - images are uint8 (H, W, 3) of the spec's size: the recorded (already cropped) policy images
   when no crop is given or the given crop config equals the recorded one; otherwise every
   policy image is re-cropped from the raw camera frame it was cut from (matched by header
-  stamp and frame_id) with ``crop.crop_and_resize(image, camera)``.
+  stamp and frame_id) with ``crop.apply(camera, image)`` (``hilserl_learner.preprocessing``).
 
 Labelled frames (``load_labelled_frames``): an episode of T transitions has T + 1 frames
 (the observation of each step, then the last next observation). A frame is a **success** when
@@ -25,12 +25,12 @@ import dataclasses
 import pathlib
 
 import numpy as np
-import yaml
 
 from hilserl_learner import bag_io, demo_buffer
 from hilserl_learner import demo_format as fmt
 from hilserl_learner.errors import DatasetError
 from hilserl_learner.observation import Observation, ObservationSpec, Transition
+from hilserl_learner.preprocessing import CropConfig, CropError, load_crop_config
 
 
 @dataclasses.dataclass
@@ -141,7 +141,7 @@ class _Images:
                           if not self.episode.info.raw_camera_names else
                           'its raw camera frame is not in the bag')
                 raise DatasetError(f'{where}: cannot re-crop camera {camera}: {reason}')
-            array = np.asarray(self.crop.crop_and_resize(image_array(raw, where), camera))
+            array = self.crop.apply(camera, image_array(raw, where))
         if self.size is not None and (array.dtype != np.uint8 or array.shape != (*self.size, 3)):
             hint = (' (the crop config gives another size)' if self.crop is not None else
                     ': pass the crop config that produces this size (load_demos '
@@ -151,41 +151,35 @@ class _Images:
         return array
 
 
-class _CropFile:
-    """A crop config file, loaded with ``preprocessing.CropConfig`` when first needed."""
+def load_crop(crop) -> tuple[CropConfig | None, dict | None]:
+    """None, a ``CropConfig`` or a crop config YAML path -> (config, its normalised content).
 
-    def __init__(self, path: pathlib.Path):
-        self.path, self._config = path, None
-
-    def crop_and_resize(self, image: np.ndarray, camera: str) -> np.ndarray:
-        if self._config is None:
-            try:
-                from hilserl_learner.preprocessing import CropConfig
-            except ImportError as error:
-                raise DatasetError(f'crop config {self.path}: hilserl_learner.preprocessing '
-                                   f'is not available ({error})') from error
-            self._config = CropConfig.load(self.path)
-        return self._config.crop_and_resize(image, camera)
-
-
-def load_crop(crop):
-    """None, an object with ``crop_and_resize``, or a crop config YAML path -> (crop, dict).
-
-    The dict is the config's content (compared with the recorded one); None when unknown.
+    The content is what an episode's recorded crop is compared with (see ``_crop_for``).
     """
-    if crop is None or hasattr(crop, 'crop_and_resize'):
-        return crop, getattr(crop, 'to_dict', lambda: None)()
-    path = pathlib.Path(crop).expanduser()
+    if crop is None:
+        return None, None
+    if not isinstance(crop, CropConfig):
+        try:
+            crop = load_crop_config(pathlib.Path(crop).expanduser())
+        except CropError as error:
+            raise DatasetError(str(error)) from error
+    return crop, crop.to_dict()
+
+
+def normalised_crop(recorded: dict | None) -> dict | None:
+    """The recorded crop config in ``CropConfig.to_dict`` form (None if absent or invalid)."""
+    if recorded is None:
+        return None
     try:
-        content = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise DatasetError(f'crop config {path}: {error}') from error
-    return _CropFile(path), content
+        return CropConfig.from_dict(recorded).to_dict()
+    except CropError:
+        return None
 
 
 def _crop_for(info: fmt.EpisodeInfo, crop, crop_content):
     """The crop to apply to an episode: None when its recorded images already match."""
-    if crop is None or (crop_content is not None and crop_content == info.crop_config):
+    if crop is None or (crop_content is not None
+                        and crop_content == normalised_crop(info.crop_config)):
         return None
     return crop
 
@@ -246,8 +240,9 @@ def load_transitions(path, spec: ObservationSpec, crop=None, labels=fmt.KEPT_LAB
                      include_interrupted: bool = False):
     """Yield the demonstrations under ``path`` as core ``Transition``s (module docstring).
 
-    ``crop``: None (use the recorded images), a crop config YAML path or an object with
-    ``crop_and_resize(image, camera)``. DatasetError on anything that does not fit ``spec``.
+    ``crop``: None (use the recorded images), a crop config YAML path or a ``CropConfig``
+    (re-crops from the raw frames unless it equals the recorded crop). DatasetError on
+    anything that does not fit ``spec``.
     """
     if demo_buffer.is_demo_buffer(path):
         yield from demo_buffer.iter_transitions(path, spec)

@@ -60,8 +60,7 @@ def spec_from_data(directories, crop) -> ObservationSpec:
         raw = episode.raw_frames.get(dataset._frame_key(first.observation.images[0]))
         if raw is None:
             raise DatasetError(f'{episode.directory.name}: no raw frame to re-crop')
-        size = np.asarray(crop.crop_and_resize(dataset.image_array(raw, 'raw'),
-                                               cameras[0])).shape[:2]
+        size = crop.apply(cameras[0], dataset.image_array(raw, 'raw')).shape[:2]
     else:
         size = (128, 128)
     return ObservationSpec(
