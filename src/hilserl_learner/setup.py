@@ -35,6 +35,7 @@ setup(
         'console_scripts': [
             'learner_node = hilserl_learner.nodes.learner_node:main',
             'load_demos = hilserl_learner.load_demos:main',
+            'train_reward_classifier = hilserl_learner.train_reward_classifier:main',
         ],
     },
 )

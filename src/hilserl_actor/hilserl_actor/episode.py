@@ -178,6 +178,10 @@ class _Episode:
     previous_intervention: bool = False
     pending: tuple[BuiltObservation, StepAction, float] | None = None
     """(observation, action, gripper penalty) of the step awaiting its next observation."""
+    hold_steps_left: int | None = None
+    """Steps still to run after success was first detected (success_hold_steps); None before."""
+    step_succeeded: bool = False
+    """Whether the latest observation was judged a success (the step's reward)."""
     last_observation: BuiltObservation | None = None
     paused_since_s: float | None = None
 
@@ -422,22 +426,37 @@ class ActorLoop:
         return None
 
     def _end_reason(self, observation: BuiltObservation) -> EndReason | None:
+        episode = self._episode
+        episode.step_succeeded = False
         reason = self._flag_reason()
         if reason is not None:
             return reason
+        if 'SUCCESS' in self._flags:
+            episode.step_succeeded = True
+            return EndReason.SUCCESS
         detector = self.success_detector
         if detector is None and self.use_truth:
             detector = GroundTruthSuccess()
-        if 'SUCCESS' in self._flags or detector is not None and detector(observation):
-            return EndReason.SUCCESS
-        if self._episode.steps + 1 >= self.params.max_episode_steps:
-            return EndReason.TIME_LIMIT
+        episode.step_succeeded = detector is not None and detector(observation)
+        if episode.hold_steps_left is not None:  # holding on after success
+            episode.hold_steps_left -= 1
+            if episode.hold_steps_left <= 0:
+                return EndReason.SUCCESS
+        elif episode.step_succeeded:
+            if self.params.success_hold_steps == 0:
+                return EndReason.SUCCESS
+            episode.hold_steps_left = self.params.success_hold_steps
+        if episode.steps + 1 >= self.params.max_episode_steps:
+            return (EndReason.SUCCESS if episode.hold_steps_left is not None
+                    else EndReason.TIME_LIMIT)
         return None
 
     def _reward(self, end: EndReason | None) -> float:
         params = self.params
-        return {EndReason.SUCCESS: params.success_reward,
-                EndReason.FAILURE: params.failure_reward,
+        if end is None or end is EndReason.SUCCESS:
+            # While holding on after success, every step judged a success is rewarded.
+            return params.success_reward if self._episode.step_succeeded else 0.0
+        return {EndReason.FAILURE: params.failure_reward,
                 EndReason.SAFETY_TRIP: params.safety_penalty}.get(end, 0.0)
 
     def _complete_step(self, now_s: float, next_observation: BuiltObservation,

@@ -260,6 +260,17 @@ class ActorParams:
     """Reward of the step ended by a safety trip or e-stop (terminated)."""
     max_episode_steps: int = param(100, min_value=1, max_value=100000)
     """Time limit: the episode is truncated (not terminated) after this many steps."""
+    success_hold_steps: int = param(0, min_value=0, max_value=10000)
+    """Steps the episode goes on after success is first detected, each rewarded
+    success_reward while success still holds, terminated after the last (LeRobot's
+    terminate_on_success: false): many success frames per episode for the reward
+    classifier. 0 = the episode ends at success (training)."""
+    reward_classifier_path: str = param('')
+    """Reward classifier file (train_reward_classifier) that decides success from the cropped
+    images. '' = the simulator's success predicate when the ground truth is used, otherwise
+    only the operator's SUCCESS event."""
+    reward_classifier_threshold: float = param(0.5, min_value=0.01, max_value=0.99)
+    """Success probability at which the reward classifier reports success."""
     num_episodes: int = param(0, min_value=0, max_value=1000000)
     """Stop after this many episodes (0 = until END_SESSION or deactivation)."""
     seed: int = param(-1, min_value=-1, max_value=2**62)

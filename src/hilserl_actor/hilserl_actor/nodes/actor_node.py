@@ -29,6 +29,7 @@ from hilserl_actor.nodes.parameters import declare_from_dataclass, params_from_n
 from hilserl_actor.nodes.process import init_with_exit_signals, spin
 from hilserl_actor.observation_builder import ObservationBuilder
 from hilserl_actor.params import ActorParams
+from hilserl_actor.success import load_classifier_success
 from hilserl_learner.preprocessing import CropError, load_crop_config
 from hilserl_msgs.msg import (
     EndEffectorCommand,
@@ -104,6 +105,10 @@ class ActorNode(LifecycleNode):
             builder = ObservationBuilder(params.joint_names, params.camera_names, crop,
                                          params.privileged_fields, kinematics)
             builder.spec()
+            success = None
+            if params.reward_classifier_path:
+                success = load_classifier_success(params.reward_classifier_path,
+                                                  params.reward_classifier_threshold, builder)
         except (ValueError, CropError, OSError, RuntimeError) as error:
             self.get_logger().error(f'configure failed: {error}')
             return TransitionCallbackReturn.FAILURE
@@ -114,7 +119,7 @@ class ActorNode(LifecycleNode):
         self._human = HumanActionSource(settings, params.joint_names, kinematics)
         selector = ActionSelector(params.mode, self._human, ZeroActionSource(settings))
         run_id = params.run_id or generate_run_id()
-        self._loop = ActorLoop(params, builder, selector, run_id)
+        self._loop = ActorLoop(params, builder, selector, run_id, success)
         self._params = params
         create = self.create_lifecycle_publisher
         self._outputs = {

@@ -307,3 +307,52 @@ def test_without_ground_truth_no_privileged_state_and_no_auto_success(kinematics
     assert not h.collect('stats')
     assert h.loop.builder.privileged_names == ()
     assert h.collect('observation')[0].observation.privileged.size == 0
+
+
+def test_success_hold_steps_keep_rewarding_success_frames_then_terminate(kinematics):
+    h = Harness(kinematics, max_episode_steps=20, success_hold_steps=3)
+    h.start()
+    h.tick(2)
+    h.success = True
+    h.tick(2)
+    h.success = False  # the cube slipped for one step: that step is not rewarded
+    h.tick()
+    h.success = True
+    h.tick(2)
+    transitions = [r.transition for r in h.collect('transition')]
+    assert [t.reward for t in transitions] == [0.0, 1.0, 1.0, 0.0, 1.0]
+    assert [t.terminated for t in transitions] == [False] * 4 + [True]
+    (stats,) = h.collect('stats')
+    assert stats.end_reason == 'success' and stats.success and stats.episode_return == 3.0
+
+
+def test_the_time_limit_during_the_hold_still_ends_as_success(kinematics):
+    h = Harness(kinematics, max_episode_steps=4, success_hold_steps=10)
+    h.start()
+    h.tick()
+    h.success = True
+    h.tick(4)
+    (stats,) = h.collect('stats')
+    assert stats.end_reason == 'success' and stats.length == 4
+
+
+class FixedDetector:
+    """Reports success from its third call on."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, observation):
+        self.calls += 1
+        return self.calls >= 3
+
+
+def test_a_custom_success_detector_replaces_the_ground_truth(kinematics):
+    h = Harness(kinematics, max_episode_steps=20)
+    h.loop.success_detector = FixedDetector()
+    h.start()
+    h.success = True  # the ground truth is not asked
+    h.tick(4)
+    transitions = [r.transition for r in h.collect('transition')]
+    assert [t.reward for t in transitions] == [0.0, 0.0, 1.0]
+    assert transitions[-1].terminated

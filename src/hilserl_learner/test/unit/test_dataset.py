@@ -4,8 +4,6 @@ Bags are written like the recorder writes them (``EpisodeBagWriter`` with the sy
 messages, tests/hilserl_testing/demo_streams.py), so every value read back can be checked.
 """
 import io
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -75,7 +73,7 @@ def session(tmp_path_factory, typestore):
 
 
 def crop(window, episode_id, frame):
-    return window.crop_and_resize(ds.raw_frame(episode_id, frame), 'front')
+    return window.apply('front', ds.raw_frame(episode_id, frame))
 
 
 def check_episode(transitions, plan, window=ds.RECORDED_CROP, privileged_dim=0):
@@ -126,32 +124,27 @@ def test_a_different_crop_recrops_the_raw_frames(session, tmp_path, monkeypatch)
     check_episode(list(dataset.load_transitions(session / 'episode_0001', SPEC,
                                                 crop=ds.OTHER_CROP)),
                   PLANS[1], window=ds.OTHER_CROP)
-    # the recorded crop, as a file: the recorded images are used as they are
+    # the recorded crop, as a file: the recorded images are used as they are (no raw frames
+    # needed), also when the file spells the same crop differently
     same = tmp_path / 'same.yaml'
-    same.write_text(yaml.safe_dump(ds.RECORDED_CROP.to_dict()))
-    monkeypatch.setitem(sys.modules, 'hilserl_learner.preprocessing', None)
-    check_episode(list(dataset.load_transitions(session / 'episode_0001', SPEC, crop=same)),
-                  PLANS[1])
-    # another crop file goes through preprocessing.CropConfig.load(path).crop_and_resize
+    content = ds.RECORDED_CROP.to_dict()
+    content.pop('default_output')
+    same.write_text(yaml.safe_dump(content))
+    episode = session / 'episode_0001'
+    check_episode(list(dataset.load_transitions(episode, SPEC, crop=same)), PLANS[1])
+    # another crop file re-crops the raw frames with hilserl_learner.preprocessing
     other = tmp_path / 'other.yaml'
     other.write_text(yaml.safe_dump(ds.OTHER_CROP.to_dict()))
-    with pytest.raises(DatasetError, match='preprocessing is not available'):
-        list(dataset.load_transitions(session / 'episode_0001', SPEC, crop=other))
-    loaded = []
-    module = types.ModuleType('hilserl_learner.preprocessing')
-    module.CropConfig = types.SimpleNamespace(
-        load=lambda path: loaded.append(path) or ds.WindowCrop(
-            **{k: v for k, v in yaml.safe_load(path.read_text())['cameras']['front'].items()
-               if k in ('x', 'y')}))
-    monkeypatch.setitem(sys.modules, 'hilserl_learner.preprocessing', module)
-    check_episode(list(dataset.load_transitions(session / 'episode_0001', SPEC, crop=other)),
-                  PLANS[1], window=ds.OTHER_CROP)
-    assert loaded == [other]
+    check_episode(list(dataset.load_transitions(episode, SPEC, crop=other)), PLANS[1],
+                  window=ds.OTHER_CROP)
+    # a missing or broken crop file is a clear error
+    with pytest.raises(DatasetError, match='no crop config'):
+        list(dataset.load_transitions(episode, SPEC, crop=tmp_path / 'absent.yaml'))
 
 
 def test_recrop_to_another_size(session):
     spec = ObservationSpec(**{**SPEC.to_dict(), 'image_size': (8, 12)})
-    window = ds.WindowCrop(3, 5, size=(8, 12))
+    window = ds.window_crop(3, 5, size=(8, 12))
     transitions = list(dataset.load_transitions(session / 'episode_0002', spec, crop=window))
     np.testing.assert_array_equal(transitions[1].next_observation.images['front'],
                                   crop(window, 2, 2))
@@ -253,3 +246,44 @@ def test_the_learner_loads_bags_and_buffers_into_its_demo_buffer(session, tmp_pa
     assert learner.load_demo_dataset(str(tmp_path / 'buffer')) == 12
     assert len(learner.mixer.demo) == 24
     learner.close()
+
+
+def test_train_reward_classifier_command_trains_on_bags_and_saves_the_model(
+        tmp_path, typestore):
+    from hilserl_learner import reward_classifier, train_reward_classifier
+
+    out = tmp_path / 'demos'
+    plans = [ds.EpisodePlan(i, 6, 'success' if i % 2 == 0 else 'failure') for i in range(6)]
+    for index, plan in enumerate(plans):
+        write_episode(out, index, plan, typestore)
+    model = tmp_path / 'classifier.pt'
+    text = io.StringIO()
+    code = train_reward_classifier.main(
+        [str(out), '--output', str(model), '--success-tail-frames', '3', '--epochs', '2',
+         '--steps-per-epoch', '3', '--batch-size', '8', '--threads', '1'], out=text)
+    printed = text.getvalue()
+    assert code == 0, printed
+    assert 'frames: 42 (9 success, 33 not) from 6 episodes; cameras front; images 16x16' in (
+        printed)
+    assert printed.count('epoch ') == 2 and 'best (validation)' in printed
+    loaded = reward_classifier.load(model)
+    assert loaded.camera_names == ('front',) and loaded.image_size == (16, 16)
+    assert loaded.crop == ds.RECORDED_CROP.to_dict()  # the crop the frames were cut with
+    assert set(loaded.metrics) >= {'accuracy', 'precision', 'recall', 'val_frames'}
+    # An impossible accuracy bar gives exit code 3 (the model is still written).
+    assert train_reward_classifier.main(
+        [str(out), '--output', str(model), '--epochs', '1', '--steps-per-epoch', '1',
+         '--min-accuracy', '1.01'], out=io.StringIO()) == 3
+
+
+def test_train_reward_classifier_command_explains_unusable_data(tmp_path, typestore):
+    from hilserl_learner import train_reward_classifier
+
+    out = tmp_path / 'demos'
+    for index in range(3):
+        write_episode(out, index, ds.EpisodePlan(index, 4, 'failure'), typestore)
+    text = io.StringIO()
+    code = train_reward_classifier.main([str(out), '--output', str(tmp_path / 'm.pt')],
+                                        out=text)
+    assert code == 1 and 'no success frames' in text.getvalue()
+    assert not (tmp_path / 'm.pt').exists()

@@ -189,3 +189,42 @@ def run_scripted_episode(sim, seed: int, control_period_s: float = 0.1, max_step
         held = held + 1 if picker.done else 0
     truth = sim.ground_truth()
     return EpisodeResult(seed, bool(truth.success), steps, truth.object_height_m)
+
+
+@dataclasses.dataclass
+class RenderedEpisode:
+    """Camera frames of one scripted episode, with the ground truth's success per frame."""
+
+    seed: int
+    images: dict
+    """camera -> (T, H, W, 3) uint8, one frame per control step (the first before any move)."""
+    success: np.ndarray
+    """(T,) bool: the success predicate (cube lifted) when the frame was taken."""
+
+
+def render_scripted_episode(sim, seed: int, control_period_s: float = 0.1,
+                            max_steps: int = 80, hold_steps: int = 10,
+                            picker: TopDownPicker | None = None,
+                            cameras=None) -> RenderedEpisode:
+    """Like ``run_scripted_episode``, rendering ``cameras`` (default: all) at every control
+    step: frames of reaching, grasping, lifting and then ``hold_steps`` of holding the cube up
+    (reward-classifier data without ROS).
+    """
+    cameras = tuple(cameras or sim.camera_names)
+    picker = picker or TopDownPicker(sim.params.cube_size_m)
+    start = sim.reset(seed=seed)
+    picker.reset(start.joint_positions_rad)
+    images = {camera: [] for camera in cameras}
+    success = []
+    held = 0
+    for _ in range(max_steps + 1):
+        for camera in cameras:
+            images[camera].append(sim.render(camera))
+        success.append(bool(sim.ground_truth().success))
+        held = held + 1 if success[-1] else 0
+        if held > hold_steps:
+            break
+        position, quaternion = sim.object_pose()
+        sim.step(picker.act(position, quaternion, control_period_s), control_period_s)
+    return RenderedEpisode(seed, {c: np.stack(v) for c, v in images.items()},
+                           np.array(success, bool))
