@@ -281,9 +281,10 @@ def _arg(name, default, description, choices=(), kind='str') -> ArgumentSpec:
 def common_arguments(backend: str = 'sim', rviz: str | None = None) -> tuple[ArgumentSpec, ...]:
     """The arguments every graph declares (house style C.1), plus rviz where it applies."""
     arguments = (
-        _arg('backend', backend, 'robot backend of the driver: sim (MuJoCo), real (SO-101 on '
-             'a serial port) or mock (virtual servo bus); also chooses the human input and '
-             'the camera nodes', ('sim', 'real', 'mock')),
+        _arg('backend', backend, 'robot backend of the driver: sim (MuJoCo) or real (SO-101 '
+             'on a serial port, or the virtual servo bus: so101_driver README); also chooses '
+             'the human input, the camera nodes and config/backend/<backend>.yaml',
+             ('sim', 'real')),
         _arg('use_sim_time', 'auto', 'use the simulation clock (/clock from the sim driver); '
              'auto = true with backend:=sim', ('auto', 'true', 'false'), 'bool'),
         _arg('params_file', '', 'YAML parameter file applied to every node after the '
@@ -311,7 +312,7 @@ ACTOR_MODE = _arg('actor_mode', 'train', 'actor mode: train (policy with interve
 # --- nodes -----------------------------------------------------------------------------
 ORACLE_HUMAN = (When({'human': ('oracle',)}), When({'human': ('auto',), 'backend': ('sim',)}))
 GAMEPAD_HUMAN = (When({'human': ('gamepad',)}),
-                 When({'human': ('auto',), 'backend': ('real', 'mock')}))
+                 When({'human': ('auto',), 'backend': ('real',)}))
 JOY_HUMAN = (When({'human': ('joy',)}),)
 LEADER_HUMAN = (When({'human': ('leader_arm',)}),)
 TELEOP_HUMAN = GAMEPAD_HUMAN + JOY_HUMAN + LEADER_HUMAN
@@ -323,11 +324,13 @@ DRIVER = NodeSpec('so101_driver', 'driver_node', 'so101_driver',
 CAMERAS = tuple(NodeSpec('so101_driver', 'camera_node', f'camera_{name}',
                          parameter_files=('config/cameras.yaml',), managed=True, when=REAL_ROBOT)
                 for name in ('front', 'wrist'))
+# Backend-specific values (effort unit, privileged state) come after the node's own file.
+BACKEND_OVERLAY = 'config/backend/{backend}.yaml'
 SAFETY = NodeSpec('hilserl_safety', 'safety_filter_node', 'safety_filter',
-                  parameter_files=('config/safety_filter.yaml',), managed=True,
+                  parameter_files=('config/safety_filter.yaml', BACKEND_OVERLAY), managed=True,
                   robot_overlay=True)
 LEARNER = NodeSpec('hilserl_learner', 'learner_node', 'learner',
-                   parameter_files=('config/learner.yaml',),
+                   parameter_files=('config/learner.yaml', BACKEND_OVERLAY),
                    remappings=(('~/stats', '/hilserl/learner_stats'),), managed=True)
 LEADER_ARM = NodeSpec('hilserl_actor', 'leader_arm_node', 'leader_arm',
                       parameter_files=('config/leader_arm.yaml',), managed=True,
@@ -398,11 +401,16 @@ def lifecycle_manager(name: str = 'lifecycle_manager') -> NodeSpec:
 # human input and the recorder. Down transitions run in reverse: human input and actor stop
 # commanding first, the driver holds the arm last.
 GRAPHS: dict[str, GraphSpec] = {g.name: g for g in (
+    # Until the actor's policy mode lands (the actor issue), the main job runs the whole
+    # training graph with the actor in demo mode: the oracle (or a person) drives every
+    # episode and the learner trains SAC + RLPD on the streamed transitions and serves
+    # weight versions that no actor loads yet.
     GraphSpec('sim', 'main job: HIL-SERL training on the simulated SO-101 (MuJoCo), with the '
-              'scripted oracle standing in for the human',
-              common_arguments('sim', rviz='true') + (HUMAN, ACTOR_MODE),
-              (DRIVER, *CAMERAS, SAFETY, LEARNER, actor(Arg('actor_mode')),
-               *human_input('intervene'), lifecycle_manager(), ROBOT_STATE_PUBLISHER, RVIZ)),
+              'scripted oracle standing in for the human (for now: the oracle drives every '
+              'episode, the learner trains on the stream)',
+              common_arguments('sim', rviz='true') + (HUMAN,),
+              (DRIVER, *CAMERAS, SAFETY, LEARNER, actor('demo'), *human_input('demo'),
+               lifecycle_manager(), ROBOT_STATE_PUBLISHER, RVIZ)),
     GraphSpec('real', 'HIL-SERL training on the real SO-101: cameras, safety filter, actor, '
               'learner and gamepad/joystick teleoperation',
               common_arguments('real', rviz='true') + (HUMAN, ACTOR_MODE),

@@ -176,8 +176,9 @@ def test_launch_kwargs_carry_everything_a_launch_node_needs():
 
 
 def test_parameter_files_are_ros_parameter_files_and_all_used():
-    referenced = {pathlib.Path(f) for g in GRAPHS.values() for n in g.nodes
-                  for f in n.parameter_files} | {pathlib.Path(ROBOT_OVERLAY)}
+    backends = GRAPHS['sim'].argument('backend').choices
+    referenced = {pathlib.Path(f.format(backend=b)) for g in GRAPHS.values() for n in g.nodes
+                  for f in n.parameter_files for b in backends} | {pathlib.Path(ROBOT_OVERLAY)}
     on_disk = {p.relative_to(PACKAGE_DIR) for p in CONFIG.rglob('*.yaml')}
     assert on_disk == referenced
     for path in on_disk:
@@ -187,9 +188,8 @@ def test_parameter_files_are_ros_parameter_files_and_all_used():
             assert key.startswith('/**'), (path, key)
             assert isinstance(section['ros__parameters'], dict), (path, key)
     joints = yaml.safe_load((PACKAGE_DIR / ROBOT_OVERLAY).read_text())['/**']['ros__parameters']
-    assert joints['joint_names'][0] == 'shoulder_pan' and len(joints['joint_names']) == 6
-    assert all(lo < hi for lo, hi in zip(joints['joint_lower_limits_rad'],
-                                         joints['joint_upper_limits_rad']))
+    assert joints == {'joint_names': ['shoulder_pan', 'shoulder_lift', 'elbow_flex',
+                                      'wrist_flex', 'wrist_roll', 'gripper']}
     manager = yaml.safe_load((CONFIG / 'lifecycle_manager.yaml').read_text())
     from hilserl_bringup.params import LifecycleManagerParams
 
@@ -272,7 +272,8 @@ def test_leader_arm_human_and_oracle_modes():
     assert {'leader_arm', 'teleop', 'gamepad'} <= set(leader) and 'oracle' not in leader
     assert leader['leader_arm'].managed
     assert nodes('record_demos')['oracle'].parameters['mode'] == 'demo'
-    assert nodes('sim')['oracle'].parameters['mode'] == 'intervene'
+    assert nodes('sim')['oracle'].parameters['mode'] == 'demo'  # until the actor's policy mode
+    assert nodes('real', human='oracle')['oracle'].parameters['mode'] == 'intervene'
 
 
 def test_record_demos_starts_the_recorder_with_the_session_arguments(tmp_path):
@@ -316,3 +317,60 @@ def test_record_demos_starts_the_recorder_with_the_session_arguments(tmp_path):
     line = next(x for x in out.getvalue().splitlines() if x.startswith('/bin/demo_recorder'))
     assert 'max_episodes:=15' in line and '/data/demos' in line
     assert '__node:=demo_recorder' in line and 'demo_recorder.yaml' in line
+
+
+def _declared(cls):
+    import dataclasses
+
+    return {field.name for field in dataclasses.fields(cls)}
+
+
+def _flat(section, prefix=''):
+    for key, value in section.items():
+        if isinstance(value, dict):
+            yield from _flat(value, f'{prefix}{key}.')
+        else:
+            yield prefix + key
+
+
+def test_parameter_files_set_only_parameters_the_nodes_declare():
+    """A misspelt or stale key in a parameter file is silently ignored by ROS: check them."""
+    from hilserl_actor.params import (
+        ActorParams,
+        GamepadParams,
+        LeaderArmParams,
+        OracleParams,
+        RecorderParams,
+        TeleopParams,
+    )
+    from hilserl_learner.params import LearnerParams
+    from hilserl_learner.rl.encoders import EncoderConfig
+    from hilserl_learner.rl.sac_rlpd import SACConfig
+    from hilserl_safety.params import SafetyFilterParams
+    from so101_driver.params import DriverParams
+
+    learner = (_declared(LearnerParams) | {f'sac.{n}' for n in _declared(SACConfig)}
+               | {f'encoder.{n}' for n in _declared(EncoderConfig)})
+    declared = {'actor': _declared(ActorParams), 'oracle': _declared(OracleParams),
+                'teleop': _declared(TeleopParams), 'gamepad': _declared(GamepadParams),
+                'leader_arm': _declared(LeaderArmParams),
+                'demo_recorder': _declared(RecorderParams), 'learner': learner,
+                'safety_filter': _declared(SafetyFilterParams),
+                'so101_driver': _declared(DriverParams)}
+    checked = 0
+    for graph in GRAPHS.values():
+        for node in graph.nodes:
+            if node.name not in declared:
+                continue
+            for template in node.parameter_files:
+                for backend in graph.argument('backend').choices:
+                    content = yaml.safe_load(
+                        (PACKAGE_DIR / template.format(backend=backend)).read_text())
+                    for key, section in content.items():
+                        if key not in ('/**', f'/**/{node.name}'):
+                            continue
+                        keys = set(_flat(section['ros__parameters'])) - {'use_sim_time'}
+                        unknown = keys - declared[node.name]
+                        assert not unknown, (template, node.name, sorted(unknown))
+                        checked += len(keys)
+    assert checked > 100

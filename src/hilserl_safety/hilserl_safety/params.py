@@ -91,9 +91,11 @@ class SafetyFilterParams:
     """Per-joint |effort| trip thresholds with effort_unit 'percent' (real servo load); the
     gripper's 101 disables its trip (its own Overload_Torque protects it)."""
     effort_trip_samples: int = dataclasses.field(
-        default=5, metadata=_meta(tighten='decrease', value_range=(1, 100)))
+        default=80, metadata=_meta(tighten='decrease', value_range=(1, 1000)))
     """Consecutive /joint_states samples of a stalled joint (above its threshold, slower than
-    stall_velocity_rad_s) that trip: 50 ms at the driver's 100 Hz."""
+    stall_velocity_rad_s) that trip: 0.8 s at the driver's 100 Hz. Ordinary moves of the
+    SO-101 hold its weak servos at their torque limit while slow for up to ~0.5 s (measured
+    over scripted grasps in simulation), so a shorter window trips during normal work."""
     stall_velocity_rad_s: float = dataclasses.field(
         default=0.2, metadata=_meta(tighten='increase', value_range=(0.001, 100.0)))
     """A sample counts towards an effort trip only while the joint turns slower than this

@@ -9,12 +9,9 @@ import yaml
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 EPISODES = 10
-# The simulated STS3215 model saturates at 3.35 N.m while it jumps to each new position
-# target, for up to ~0.7 s of an ordinary 1-2 cm end-effector step: with the default
-# max_effort_nm (3.0) and effort_trip_samples (3) every demonstration trips the effort limit
-# (reported to the safety and driver owners). joint_state_timeout_s (wall clock) is raised so a
-# loaded CI machine pausing the simulation does not trip it. Everything else is the default.
-SAFETY = {'max_effort_nm': [3.4, 3.4, 3.4, 3.4, 3.4, 5.0], 'joint_state_timeout_s': 1.5}
+# joint_state_timeout_s (wall clock) is raised so a loaded CI machine pausing the simulation
+# does not trip it. Everything else is the default (effort trips included).
+SAFETY = {'joint_state_timeout_s': 1.5}
 STATE_NAMES = ['shoulder_pan.position_rad', 'shoulder_lift.position_rad',
                'elbow_flex.position_rad', 'wrist_flex.position_rad', 'wrist_roll.position_rad',
                'gripper.position_rad', 'tcp.x_rel_m', 'tcp.y_rel_m', 'tcp.z_rel_m']

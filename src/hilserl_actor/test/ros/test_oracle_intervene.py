@@ -17,8 +17,7 @@ def test_oracle_takes_over_when_the_policy_drifts_or_stalls(ros_client, ros_proc
 
     ros_processes.start_node('so101_driver', 'driver_node', 'so101_driver',
                              parameters={'camera_rate_hz': 0.0})
-    ros_processes.start_node('hilserl_safety', 'safety_filter_node', 'safety_filter',
-                             parameters={'max_effort_nm': [3.4, 3.4, 3.4, 3.4, 3.4, 5.0]})
+    ros_processes.start_node('hilserl_safety', 'safety_filter_node', 'safety_filter')
     ros_processes.start_node('hilserl_actor', 'oracle_node', 'oracle', parameters={
         'mode': 'intervene', 'drift_window_steps': 3, 'drift_threshold_m': 0.015,
         'stall_steps': 8, 'takeover_steps': TAKEOVER_STEPS, 'cooldown_steps': 3,
