@@ -67,7 +67,7 @@ def test_only_tightening_is_allowed_at_run_time():
                    {'ee_wall_max_step_m': 0.02}, {'workspace_max_m': (0.4, 0.2, 0.25)},
                    {'ee_max_step_m': 0.05}, {'joint_limit_margin_rad': 0.0},
                    {'max_effort_nm': (3.0, 3.0, 3.0, 3.0, 3.5, 5.0)},
-                   {'heartbeat_timeout_s': 2.0}, {'effort_trip_samples': 10},
+                   {'heartbeat_timeout_s': 2.0}, {'effort_trip_samples': 100},
                    {'stall_velocity_rad_s': 0.1}):
         [problem] = loosened_fields(old, old.replace(**change))
         assert next(iter(change)) in problem and 'restart' in problem
