@@ -82,6 +82,10 @@ class PickConfig:
     """Steps spent closing before lifting."""
     open_gripper_rad: float = 0.6
     """Measured gripper angle above which the jaws count as open."""
+    descend_gripper_rad: float = 1.0
+    """Measured gripper angle the jaws must have reached before a descent starts (they open
+    while hovering; half-open jaws descending onto the cube push it instead of closing around
+    it)."""
     noise_std_m: float = 0.0
     """Standard deviation of the Gaussian noise added to every xyz delta (per axis)."""
 
@@ -166,6 +170,8 @@ class PickController:
             return self._move(Phase.RETREAT, point, target, config.max_step_m, Gripper.OPEN)
         align = config.align_tolerance_m * (2.0 if self.phase is Phase.DESCEND else 1.0)
         if horizontal < align:  # above the cube (hysteresis: noise does not undo a descent)
+            if self.phase is not Phase.DESCEND and scene.gripper_rad < config.descend_gripper_rad:
+                return self._command(Phase.HOVER, np.zeros(3), Gripper.OPEN)  # open up first
             if float(np.linalg.norm(cube - point)) < config.grasp_tolerance_m:
                 self._closing = 1
                 return self._command(Phase.CLOSE, np.zeros(3), Gripper.CLOSE)

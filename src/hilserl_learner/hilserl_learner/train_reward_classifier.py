@@ -128,12 +128,18 @@ def main(argv=None, out=sys.stdout) -> int:
 
 
 def _recorded_crop(paths) -> dict | None:
-    """The crop config recorded with the first episode (the actor's at recording time)."""
+    """The crop config recorded with the first episode (the actor's at recording time); an
+    episode recorded without a crop file was cut with the default (full frames, 128x128).
+    """
     from hilserl_learner import demo_format as fmt
+    from hilserl_learner.preprocessing import CropConfig
 
     for path in paths:
         for directory in dataset.find_episodes(path):
-            return dataset.normalised_crop(fmt.read_sidecar(directory).crop_config)
+            recorded = fmt.read_sidecar(directory).crop_config
+            if recorded is None:
+                return CropConfig().to_dict()
+            return dataset.normalised_crop(recorded)
     return None
 
 

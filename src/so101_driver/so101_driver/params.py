@@ -75,8 +75,10 @@ class SimParams:
     """Edge length of the cube."""
     cube_mass_kg: float = within(0.001, 1.0, 0.05)
     """Mass of the cube."""
-    cube_x_range_m: tuple[float, float] = (0.15, 0.28)
-    """Range of the cube centre's start x (base frame; x points forward from the base)."""
+    cube_x_range_m: tuple[float, float] = (0.17, 0.28)
+    """Range of the cube centre's start x (base frame; x points forward from the base). Nearer
+    than 0.17 m, at the sides, a top-down grasp needs the TCP in front of the safety filter's
+    default box (x >= 0.14 m): the jaws then press on the cube instead of around it."""
     cube_y_range_m: tuple[float, float] = (-0.10, 0.10)
     """Range of the cube centre's start y (base frame)."""
     cube_yaw_range_rad: tuple[float, float] = (-0.785398, 0.785398)

@@ -1,10 +1,8 @@
 """actor_node: the HIL-SERL control loop (demo mode now; train / eval with the actor issue)."""
 import functools
 
-import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (
     DurabilityPolicy,
@@ -26,7 +24,7 @@ from hilserl_actor.actions import (
 from hilserl_actor.episode import ActorInputs, ActorLoop, ResetOutcome, generate_run_id
 from hilserl_actor.nodes import conversions
 from hilserl_actor.nodes.parameters import declare_from_dataclass, params_from_node, summary
-from hilserl_actor.nodes.process import init_with_exit_signals, spin
+from hilserl_actor.nodes.process import run_lifecycle_node
 from hilserl_actor.observation_builder import ObservationBuilder
 from hilserl_actor.params import ActorParams
 from hilserl_actor.success import load_classifier_success
@@ -347,21 +345,7 @@ class ActorNode(LifecycleNode):
 
 
 def main(args=None):
-    init_with_exit_signals(args)
-    node = None
-    try:
-        node = ActorNode()
-        if (node.get_parameter('autostart').value is True
-                and node.trigger_configure() == TransitionCallbackReturn.SUCCESS):
-            node.trigger_activate()
-        spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.stop_on_exit()
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_lifecycle_node(ActorNode, 'stop_on_exit', args)
 
 
 if __name__ == '__main__':

@@ -1,15 +1,13 @@
 """leader_arm_node: an SO-101 leader arm (torque off) -> human joint commands."""
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from hilserl_actor.leader_arm import LeaderArm, LeaderArmError, default_leader_calibration_path
 from hilserl_actor.nodes import conversions
 from hilserl_actor.nodes.parameters import declare_from_dataclass, params_from_node, summary
-from hilserl_actor.nodes.process import init_with_exit_signals, spin
+from hilserl_actor.nodes.process import run_lifecycle_node
 from hilserl_actor.nodes.teleop_outputs import INTERVENTION_QOS, INTERVENTION_TOPIC
 from hilserl_actor.params import LeaderArmParams
 from hilserl_msgs.msg import InterventionState, JointCommand
@@ -192,21 +190,7 @@ class LeaderArmNode(LifecycleNode):
 
 
 def main(args=None):
-    init_with_exit_signals(args)
-    node = None
-    try:
-        node = LeaderArmNode()
-        if (node.get_parameter('autostart').value is True
-                and node.trigger_configure() == TransitionCallbackReturn.SUCCESS):
-            node.trigger_activate()
-        spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.release_on_exit()
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_lifecycle_node(LeaderArmNode, 'release_on_exit', args)
 
 
 if __name__ == '__main__':

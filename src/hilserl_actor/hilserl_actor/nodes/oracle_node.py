@@ -1,14 +1,12 @@
 """oracle_node: a scripted stand-in for the human in simulation (demos and interventions)."""
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
 from hilserl_actor.nodes import conversions
 from hilserl_actor.nodes.parameters import declare_from_dataclass, params_from_node, summary
-from hilserl_actor.nodes.process import init_with_exit_signals, spin
+from hilserl_actor.nodes.process import run_lifecycle_node
 from hilserl_actor.nodes.teleop_outputs import (
     COMMAND_QOS,
     HUMAN_COMMAND_TOPIC,
@@ -248,21 +246,7 @@ class OracleNode(LifecycleNode):
 
 
 def main(args=None):
-    init_with_exit_signals(args)
-    node = None
-    try:
-        node = OracleNode()
-        if (node.get_parameter('autostart').value is True
-                and node.trigger_configure() == TransitionCallbackReturn.SUCCESS):
-            node.trigger_activate()
-        spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.release_on_exit()
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_lifecycle_node(OracleNode, 'release_on_exit', args)
 
 
 if __name__ == '__main__':

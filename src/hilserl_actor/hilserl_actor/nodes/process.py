@@ -1,4 +1,4 @@
-"""Process start-up shared by the teleop executables: exit signals that leave time to clean up.
+"""Process start-up shared by the hilserl_actor executables: exit signals that allow clean-up.
 
 rclpy's own SIGINT/SIGTERM handlers shut the context down before ``main`` regains control, so
 a node could no longer publish its last word (the intervention ending). The teleop programs
@@ -46,3 +46,29 @@ def spin(node) -> None:
     finally:
         executor.remove_node(node)
         executor.shutdown(timeout_sec=0.0)
+
+
+def run_lifecycle_node(make_node, on_exit: str, args=None) -> None:
+    """The ``main`` of a lifecycle node: init with exit signals, build it with ``make_node()``,
+    configure and activate it when its ``autostart`` parameter is true, spin until an exit
+    signal, then call its ``on_exit`` method (e.g. release an intervention, hold the arm),
+    destroy it and shut rclpy down.
+    """
+    from rclpy.executors import ExternalShutdownException
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    init_with_exit_signals(args)
+    node = None
+    try:
+        node = make_node()
+        if (node.get_parameter('autostart').value is True
+                and node.trigger_configure() == TransitionCallbackReturn.SUCCESS):
+            node.trigger_activate()
+        spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            getattr(node, on_exit)()
+            node.destroy_node()
+        rclpy.try_shutdown()

@@ -3,15 +3,13 @@ import pathlib
 import time
 
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Joy
 
 from hilserl_actor.errors import MalformedJoyError, TeleopError
 from hilserl_actor.nodes import conversions
 from hilserl_actor.nodes.parameters import declare_from_dataclass, params_from_node, summary
-from hilserl_actor.nodes.process import init_with_exit_signals, spin
+from hilserl_actor.nodes.process import run_lifecycle_node
 from hilserl_actor.nodes.teleop_outputs import JOY_QOS, JOY_TOPIC, TeleopPublishers
 from hilserl_actor.params import TeleopParams
 from hilserl_actor.teleop.gamepad import GamepadSettings, GamepadTeleop
@@ -157,21 +155,7 @@ class TeleopNode(LifecycleNode):
 
 
 def main(args=None):
-    init_with_exit_signals(args)
-    node = None
-    try:
-        node = TeleopNode()
-        if (node.get_parameter('autostart').value is True
-                and node.trigger_configure() == TransitionCallbackReturn.SUCCESS):
-            node.trigger_activate()
-        spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.release_on_exit()
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_lifecycle_node(TeleopNode, 'release_on_exit', args)
 
 
 if __name__ == '__main__':
