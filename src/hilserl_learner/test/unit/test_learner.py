@@ -227,3 +227,12 @@ def test_params_validation_names_the_field():
         LearnerParams(camera_names=('front', 'front'))
     with pytest.raises(ValueError, match='freeze_trunk'):
         EncoderConfig(freeze_trunk=True)
+
+
+def test_automatic_thread_count_is_one_without_cameras(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, 'cpu_count', lambda: 8)
+    assert LearnerParams().threads() == 1
+    assert LearnerParams(camera_names=('front',)).threads() == 8
+    assert LearnerParams(num_threads=3).threads() == 3
