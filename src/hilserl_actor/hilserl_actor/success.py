@@ -9,14 +9,14 @@ crop config (a classifier trained on other crops would judge images it never saw
 """
 from hilserl_actor.episode import SuccessDetector
 from hilserl_actor.observation_builder import BuiltObservation, ObservationBuilder
-from hilserl_learner import reward_classifier
 from hilserl_learner.preprocessing import CropConfig, CropError
 
 
 class ClassifierSuccess(SuccessDetector):
     """Success = the classifier's probability >= ``threshold``."""
 
-    def __init__(self, model: reward_classifier.ClassifierModel, threshold: float):
+    def __init__(self, model, threshold: float):
+        """``model``: a ``hilserl_learner.reward_classifier.ClassifierModel``."""
         if not 0.0 < threshold < 1.0:
             raise ValueError(f'reward classifier threshold must be in (0, 1), got {threshold}')
         self.model = model
@@ -32,6 +32,8 @@ class ClassifierSuccess(SuccessDetector):
 def load_classifier_success(path: str, threshold: float,
                             builder: ObservationBuilder) -> ClassifierSuccess:
     """Load and check the classifier at ``path``; ValueError saying what does not fit."""
+    from hilserl_learner import reward_classifier  # torch: only when a classifier is used
+
     try:
         model = reward_classifier.load(path)
     except reward_classifier.ConfigurationError as error:

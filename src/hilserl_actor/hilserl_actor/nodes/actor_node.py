@@ -107,6 +107,8 @@ class ActorNode(LifecycleNode):
             if params.reward_classifier_path:
                 success = load_classifier_success(params.reward_classifier_path,
                                                   params.reward_classifier_threshold, builder)
+                import torch  # loaded by the classifier; batch-1 inference: one thread is fastest
+                torch.set_num_threads(1)
         except (ValueError, CropError, OSError, RuntimeError) as error:
             self.get_logger().error(f'configure failed: {error}')
             return TransitionCallbackReturn.FAILURE
