@@ -9,6 +9,7 @@ crop config (a classifier trained on other crops would judge images it never saw
 """
 from hilserl_actor.episode import SuccessDetector
 from hilserl_actor.observation_builder import BuiltObservation, ObservationBuilder
+from hilserl_learner.errors import ConfigurationError
 from hilserl_learner.preprocessing import CropConfig, CropError
 
 
@@ -36,7 +37,7 @@ def load_classifier_success(path: str, threshold: float,
 
     try:
         model = reward_classifier.load(path)
-    except reward_classifier.ConfigurationError as error:
+    except ConfigurationError as error:
         raise ValueError(f'reward_classifier_path: {error}') from error
     missing = [c for c in model.camera_names if c not in builder.camera_names]
     if missing:
