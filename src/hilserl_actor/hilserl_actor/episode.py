@@ -194,6 +194,9 @@ class SuccessDetector:
     def __call__(self, observation: BuiltObservation) -> bool:
         raise NotImplementedError
 
+    def reset(self) -> None:
+        """A new episode starts (a detector with memory forgets it)."""
+
 
 class GroundTruthSuccess(SuccessDetector):
     """Simulation: the ground truth's success predicate (cube lifted)."""
@@ -373,6 +376,8 @@ class ActorLoop:
         self._episodes_started += 1
         self._flags.clear()
         self.gripper.reset()
+        if self.success_detector is not None:
+            self.success_detector.reset()
 
     def _step(self, now_s: float, inputs: ActorInputs, out: TickOutput) -> None:
         episode, params = self._episode, self.params

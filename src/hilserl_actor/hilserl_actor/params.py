@@ -269,8 +269,13 @@ class ActorParams:
     """Reward classifier file (train_reward_classifier) that decides success from the cropped
     images. '' = the simulator's success predicate when the ground truth is used, otherwise
     only the operator's SUCCESS event."""
-    reward_classifier_threshold: float = param(0.5, min_value=0.01, max_value=0.99)
-    """Success probability at which the reward classifier reports success."""
+    reward_classifier_threshold: float = param(0.85, min_value=0.01, max_value=0.99)
+    """Success probability at which the reward classifier reports success. High, as in the
+    HIL-SERL experiments (0.7-0.95): a false success rewards and ends an episode, a late one
+    costs a step."""
+    reward_classifier_consecutive_steps: int = param(1, min_value=1, max_value=100)
+    """Steps in a row the classifier must report success before the episode counts as a
+    success (1 = the paper's single frame; 2 filters single-frame false positives)."""
     num_episodes: int = param(0, min_value=0, max_value=1000000)
     """Stop after this many episodes (0 = until END_SESSION or deactivation)."""
     seed: int = param(-1, min_value=-1, max_value=2**62)

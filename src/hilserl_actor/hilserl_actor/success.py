@@ -14,24 +14,34 @@ from hilserl_learner.preprocessing import CropConfig, CropError
 
 
 class ClassifierSuccess(SuccessDetector):
-    """Success = the classifier's probability >= ``threshold``."""
+    """Success = the classifier's probability >= ``threshold`` for ``consecutive_steps``
+    observations in a row (of the same episode).
+    """
 
-    def __init__(self, model, threshold: float):
+    def __init__(self, model, threshold: float, consecutive_steps: int = 1):
         """``model``: a ``hilserl_learner.reward_classifier.ClassifierModel``."""
         if not 0.0 < threshold < 1.0:
             raise ValueError(f'reward classifier threshold must be in (0, 1), got {threshold}')
+        if consecutive_steps < 1:
+            raise ValueError(f'consecutive_steps must be >= 1, got {consecutive_steps}')
         self.model = model
         self.threshold = threshold
+        self.consecutive_steps = consecutive_steps
         self.last_probability: float | None = None
         """The probability of the latest observation judged (for logs and diagnostics)."""
+        self._run = 0
 
     def __call__(self, observation: BuiltObservation) -> bool:
         self.last_probability = self.model.probability(observation.observation.images)
-        return self.last_probability >= self.threshold
+        self._run = self._run + 1 if self.last_probability >= self.threshold else 0
+        return self._run >= self.consecutive_steps
+
+    def reset(self) -> None:
+        self._run = 0
 
 
-def load_classifier_success(path: str, threshold: float,
-                            builder: ObservationBuilder) -> ClassifierSuccess:
+def load_classifier_success(path: str, threshold: float, builder: ObservationBuilder,
+                            consecutive_steps: int = 1) -> ClassifierSuccess:
     """Load and check the classifier at ``path``; ValueError saying what does not fit."""
     from hilserl_learner import reward_classifier  # torch: only when a classifier is used
 
@@ -61,4 +71,4 @@ def load_classifier_success(path: str, threshold: float,
                 f'{[trained.camera(n) for n in differ]}, actor: '
                 f'{[builder.crop.camera(n) for n in differ]}): use the crop config it was '
                 'trained with (crop_config_file) or retrain it')
-    return ClassifierSuccess(model, threshold)
+    return ClassifierSuccess(model, threshold, consecutive_steps)

@@ -68,8 +68,9 @@ def _parse(argv):
     parser.add_argument('--trunk', choices=('conv', 'resnet10'), default='conv')
     parser.add_argument('--trunk-checkpoint', default='', metavar='F',
                         help='pretrained trunk weights to start from (fine-tuned)')
-    parser.add_argument('--threshold', type=float, default=0.5,
-                        help='decision threshold saved with the model (default 0.5)')
+    parser.add_argument('--threshold', type=float, default=0.85,
+                        help='decision threshold saved with the model, for reference (default '
+                             '0.85; the actor uses its reward_classifier_threshold)')
     parser.add_argument('--val-fraction', type=float, default=0.2)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0 = all cores)')

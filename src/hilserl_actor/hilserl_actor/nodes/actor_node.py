@@ -105,8 +105,9 @@ class ActorNode(LifecycleNode):
             builder.spec()
             success = None
             if params.reward_classifier_path:
-                success = load_classifier_success(params.reward_classifier_path,
-                                                  params.reward_classifier_threshold, builder)
+                success = load_classifier_success(
+                    params.reward_classifier_path, params.reward_classifier_threshold, builder,
+                    params.reward_classifier_consecutive_steps)
                 import torch  # loaded by the classifier; batch-1 inference: one thread is fastest
                 torch.set_num_threads(1)
         except (ValueError, CropError, OSError, RuntimeError) as error:

@@ -337,14 +337,19 @@ def test_the_time_limit_during_the_hold_still_ends_as_success(kinematics):
 
 
 class FixedDetector:
-    """Reports success from its third call on."""
+    """Reports success from its third call of an episode on."""
 
     def __init__(self):
         self.calls = 0
+        self.resets = 0
 
     def __call__(self, observation):
         self.calls += 1
         return self.calls >= 3
+
+    def reset(self):
+        self.calls = 0
+        self.resets += 1
 
 
 def test_a_custom_success_detector_replaces_the_ground_truth(kinematics):
@@ -356,3 +361,4 @@ def test_a_custom_success_detector_replaces_the_ground_truth(kinematics):
     transitions = [r.transition for r in h.collect('transition')]
     assert [t.reward for t in transitions] == [0.0, 0.0, 1.0]
     assert transitions[-1].terminated
+    assert h.loop.success_detector.resets == 1  # told when the episode started

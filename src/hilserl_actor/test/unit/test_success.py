@@ -54,6 +54,11 @@ def test_the_classifier_decides_success_with_its_threshold(model_file):
     assert not detector(observation(False)) and detector.last_probability < 0.5
     strict = ClassifierSuccess(detector.model, 0.99999)
     assert not strict(observation(True))
+    twice = ClassifierSuccess(detector.model, 0.5, consecutive_steps=2)
+    assert [twice(observation(b)) for b in (True, False, True, True, True)] == [
+        False, False, False, True, True]
+    twice.reset()  # a new episode
+    assert not twice(observation(True)) and twice(observation(True))
     with pytest.raises(ValueError, match='threshold'):
         ClassifierSuccess(detector.model, 1.0)
 

@@ -200,6 +200,8 @@ class RenderedEpisode:
     """camera -> (T, H, W, 3) uint8, one frame per control step (the first before any move)."""
     success: np.ndarray
     """(T,) bool: the success predicate (cube lifted) when the frame was taken."""
+    object_height_m: np.ndarray
+    """(T,) float: the cube's bottom above the table top when the frame was taken."""
 
 
 def render_scripted_episode(sim, seed: int, control_period_s: float = 0.1,
@@ -215,16 +217,18 @@ def render_scripted_episode(sim, seed: int, control_period_s: float = 0.1,
     start = sim.reset(seed=seed)
     picker.reset(start.joint_positions_rad)
     images = {camera: [] for camera in cameras}
-    success = []
+    success, heights = [], []
     held = 0
     for _ in range(max_steps + 1):
         for camera in cameras:
             images[camera].append(sim.render(camera))
-        success.append(bool(sim.ground_truth().success))
+        truth = sim.ground_truth()
+        success.append(bool(truth.success))
+        heights.append(float(truth.object_height_m))
         held = held + 1 if success[-1] else 0
         if held > hold_steps:
             break
         position, quaternion = sim.object_pose()
         sim.step(picker.act(position, quaternion, control_period_s), control_period_s)
     return RenderedEpisode(seed, {c: np.stack(v) for c, v in images.items()},
-                           np.array(success, bool))
+                           np.array(success, bool), np.array(heights))
