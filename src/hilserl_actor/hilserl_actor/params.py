@@ -5,10 +5,7 @@ attaches the ROS side: whether the parameter is read-only and its numeric range 
 The nodes declare their ROS parameters from these classes (``nodes/parameters.py``), so the
 dataclass is the single source of names, defaults, ranges and descriptions.
 """
-import ast
 import dataclasses
-import functools
-import inspect
 import math
 import typing
 
@@ -17,27 +14,6 @@ def param(default, *, min_value=None, max_value=None, choices=None, read_only=Tr
     """A dataclass field with its ROS descriptor data (range, choices, read-only)."""
     return dataclasses.field(default=default, metadata={
         'min': min_value, 'max': max_value, 'choices': choices, 'read_only': read_only})
-
-
-@functools.cache
-def field_docs(cls) -> dict[str, str]:
-    """The docstring written below each field of dataclass ``cls`` (name -> text).
-
-    Empty when the source is not available (then parameters are declared without descriptions).
-    """
-    try:
-        tree = ast.parse(inspect.getsource(cls))
-    except (OSError, TypeError):
-        return {}
-    body = tree.body[0].body
-    docs = {}
-    for node, following in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(following, ast.Expr)
-                and isinstance(following.value, ast.Constant)
-                and isinstance(following.value.value, str)):
-            docs[node.target.id] = ' '.join(following.value.value.split())
-    return docs
 
 
 def validate_fields(instance) -> None:

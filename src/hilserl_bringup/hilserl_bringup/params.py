@@ -1,10 +1,6 @@
 """Parameters of the lifecycle manager: a frozen dataclass, validated without ROS."""
-import ast
 import dataclasses
-import functools
-import inspect
 import re
-import textwrap
 
 FAILURE_POLICIES = ('reset', 'pause', 'ignore')
 """What the lifecycle manager does to the rest of the graph when a managed node fails."""
@@ -61,18 +57,3 @@ class LifecycleManagerParams:
         if self.on_node_failure not in FAILURE_POLICIES:
             raise ValueError(f'on_node_failure: {self.on_node_failure!r} is not one of '
                              f'{", ".join(FAILURE_POLICIES)}')
-
-
-@functools.cache
-def field_docs(cls) -> dict[str, str]:
-    """The docstring under each field of dataclass ``cls`` (for parameter descriptions)."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body
-    docs = {}
-    for statement, following in zip(body, body[1:]):
-        if (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
-                and isinstance(following, ast.Expr)
-                and isinstance(following.value, ast.Constant)
-                and isinstance(following.value.value, str)):
-            docs[statement.target.id] = ' '.join(following.value.value.split())
-    return docs

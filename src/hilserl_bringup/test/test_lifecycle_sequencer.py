@@ -19,7 +19,8 @@ from hilserl_bringup.lifecycle_sequencer import (
     is_worse,
     plan,
 )
-from hilserl_bringup.params import LifecycleManagerParams, field_docs
+from hilserl_bringup.params import LifecycleManagerParams
+from so101_driver.dataclass_docs import field_docs
 
 NODES = ('driver', 'safety', 'actor')
 

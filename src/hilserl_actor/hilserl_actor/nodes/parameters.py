@@ -6,7 +6,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
-from hilserl_actor.params import field_docs
+from so101_driver.dataclass_docs import field_docs
 
 _EMPTY_ARRAY_TYPES = {str: Parameter.Type.STRING_ARRAY, int: Parameter.Type.INTEGER_ARRAY,
                       float: Parameter.Type.DOUBLE_ARRAY}

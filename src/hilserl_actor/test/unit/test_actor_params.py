@@ -3,7 +3,8 @@ import dataclasses
 
 import pytest
 
-from hilserl_actor.params import ActorParams, LeaderArmParams, OracleParams, field_docs
+from hilserl_actor.params import ActorParams, LeaderArmParams, OracleParams
+from so101_driver.dataclass_docs import field_docs
 
 ALL = (ActorParams, OracleParams, LeaderArmParams)
 

@@ -3,7 +3,8 @@ import dataclasses
 
 import pytest
 
-from hilserl_actor.params import GamepadParams, KeyboardTeleopParams, TeleopParams, field_docs
+from hilserl_actor.params import GamepadParams, KeyboardTeleopParams, TeleopParams
+from so101_driver.dataclass_docs import field_docs
 
 ALL = (TeleopParams, KeyboardTeleopParams, GamepadParams)
 

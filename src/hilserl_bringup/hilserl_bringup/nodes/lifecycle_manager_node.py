@@ -31,8 +31,9 @@ from hilserl_bringup.lifecycle_sequencer import (
     GraphSequencer,
     SequencerTimeouts,
 )
-from hilserl_bringup.params import LifecycleManagerParams, field_docs
+from hilserl_bringup.params import LifecycleManagerParams
 from hilserl_msgs.srv import ManageGraph
+from so101_driver.dataclass_docs import field_docs
 
 TRANSITION_IDS = {
     'configure': Transition.TRANSITION_CONFIGURE,

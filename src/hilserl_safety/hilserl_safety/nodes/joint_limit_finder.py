@@ -22,9 +22,9 @@ from sensor_msgs.msg import JointState
 from hilserl_safety.errors import InsufficientMotionError
 from hilserl_safety.limits import save_limits_file
 from hilserl_safety.nodes.conversions import JointStateMapper
-from hilserl_safety.param_docs import field_docs
 from hilserl_safety.params import LimitFinderParams
 from hilserl_safety.range_recorder import RangeRecorder
+from so101_driver.dataclass_docs import field_docs
 
 
 def parse_args(argv) -> LimitFinderParams:

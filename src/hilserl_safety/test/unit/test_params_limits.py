@@ -16,8 +16,8 @@ from hilserl_safety.limits import (
     save_limits_file,
     urdf_joint_limits,
 )
-from hilserl_safety.param_docs import field_docs
 from hilserl_safety.params import LimitFinderParams, SafetyFilterParams, loosened_fields
+from so101_driver.dataclass_docs import field_docs
 
 
 def official_urdf():

@@ -6,11 +6,7 @@ constructor, so that configure fails with the reason. The nodes read their param
 configure; ``reject_while_configured`` refuses changes between configure and cleanup, where
 they would silently not apply.
 """
-import ast
 import dataclasses
-import functools
-import inspect
-import textwrap
 import typing
 
 from rcl_interfaces.msg import (
@@ -21,6 +17,8 @@ from rcl_interfaces.msg import (
     SetParametersResult,
 )
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+from so101_driver.dataclass_docs import field_docs
 
 _TYPES = {
     bool: ParameterType.PARAMETER_BOOL,
@@ -33,23 +31,6 @@ _ARRAY_TYPES = {
     str: ParameterType.PARAMETER_STRING_ARRAY,
     int: ParameterType.PARAMETER_INTEGER_ARRAY,
 }
-
-
-@functools.cache
-def field_docs(cls) -> dict[str, str]:
-    """The docstring written under each field of a dataclass (source-level, via ast)."""
-    docs = {}
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError):
-        return docs
-    body = tree.body[0].body
-    for statement, following in zip(body, body[1:]):
-        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name) \
-                and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant) \
-                and isinstance(following.value.value, str):
-            docs[statement.target.id] = ' '.join(following.value.value.split())
-    return docs
 
 
 def _element_type(annotation):

@@ -1,5 +1,8 @@
-"""Field docstrings of a dataclass (the string literal after each field), for parameter
+"""Field docstrings of a dataclass (the string literal after each field), for ROS parameter
 descriptions. Python drops these strings at runtime, so they are read back from the source.
+
+ROS-free and shared: the driver, the safety filter, the actor and the bring-up declare their
+parameters from dataclasses with it (each of them depends on so101_driver).
 """
 import ast
 import dataclasses
@@ -10,8 +13,13 @@ import textwrap
 
 @functools.cache
 def field_docs(cls) -> dict[str, str]:
-    """``{field name: docstring}`` for the fields of ``cls`` that carry one."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    """``{field name: docstring}`` for the fields of dataclass ``cls`` that carry one; empty
+    when the source is not available (parameters are then declared without descriptions).
+    """
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
     body = tree.body[0].body
     docs = {}
     for statement, following in zip(body, body[1:]):
