@@ -258,14 +258,18 @@ def load_transitions(path, spec: ObservationSpec, crop=None, labels=fmt.KEPT_LAB
 # --- labelled frames --------------------------------------------------------------------------
 def load_labelled_frames(path, crop=None, success_tail_frames: int = 1,
                          labels=fmt.KEPT_LABELS, cameras=None) -> LabelledFrames:
-    """Frames and success labels for the reward classifier (module docstring)."""
+    """Frames and success labels for the reward classifier (module docstring). ``path``: one
+    path or a list of them; episodes are numbered across all of them.
+    """
     if success_tail_frames < 0:
         raise ValueError(f'success_tail_frames must be >= 0, got {success_tail_frames}')
     crop, content = load_crop(crop)
+    paths = [path] if isinstance(path, (str, pathlib.Path)) else list(path)
     images: dict[str, list] = {}
     success, episode_index, frame_index = [], [], []
     size = None
-    for number, directory in enumerate(find_episodes(path, labels)):
+    directories = [d for p in paths for d in find_episodes(p, labels)]
+    for number, directory in enumerate(directories):
         info = fmt.read_sidecar(directory)
         episode = read_episode(directory,
                                raw_frames=_crop_for(info, crop, content) is not None)

@@ -29,23 +29,6 @@ from hilserl_learner import reward_classifier as rc
 from hilserl_learner.errors import ConfigurationError, DatasetError
 
 
-def load_frames(paths, crop, success_tail_frames: int, cameras) -> dataset.LabelledFrames:
-    """Labelled frames of every path, episode numbers kept distinct across paths."""
-    parts = [dataset.load_labelled_frames(p, crop, success_tail_frames, cameras=cameras)
-             for p in paths]
-    if len(parts) == 1:
-        return parts[0]
-    offsets = np.cumsum([0] + [int(p.episode.max()) + 1 for p in parts[:-1]])
-    names = set(parts[0].images)
-    if any(set(p.images) != names for p in parts):
-        raise DatasetError('the paths hold different cameras: pass --cameras')
-    return dataset.LabelledFrames(
-        {c: np.concatenate([p.images[c] for p in parts]) for c in parts[0].images},
-        np.concatenate([p.success for p in parts]),
-        np.concatenate([p.episode + o for p, o in zip(parts, offsets)]),
-        np.concatenate([p.frame_index for p in parts]))
-
-
 def _parse(argv):
     parser = argparse.ArgumentParser(
         prog='train_reward_classifier', description=__doc__.splitlines()[0],
@@ -100,7 +83,8 @@ def main(argv=None, out=sys.stdout) -> int:
             steps_per_epoch=options.steps_per_epoch, learning_rate=options.learning_rate,
             val_fraction=options.val_fraction, seed=options.seed)
         crop, content = dataset.load_crop(options.crop_config)
-        frames = load_frames(options.bags, crop, options.success_tail_frames, options.cameras)
+        frames = dataset.load_labelled_frames(options.bags, crop, options.success_tail_frames,
+                                              cameras=options.cameras)
         positives = int(frames.success.sum())
         log(f'frames: {len(frames)} ({positives} success, {len(frames) - positives} not) '
             f'from {len(np.unique(frames.episode))} episodes; cameras '
