@@ -11,7 +11,8 @@ runs raises KeyboardInterrupt, so a stuck exit can still be forced.
 import signal
 
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
 
 WAKE_PERIOD_S = 0.1
@@ -54,9 +55,6 @@ def run_lifecycle_node(make_node, on_exit: str, args=None) -> None:
     signal, then call its ``on_exit`` method (e.g. release an intervention, hold the arm),
     destroy it and shut rclpy down.
     """
-    from rclpy.executors import ExternalShutdownException
-    from rclpy.lifecycle import TransitionCallbackReturn
-
     init_with_exit_signals(args)
     node = None
     try:
