@@ -28,6 +28,13 @@ TRANSITIONS = {
     'deactivate': LifecycleTransition.TRANSITION_DEACTIVATE,
     'shutdown': LifecycleTransition.TRANSITION_INACTIVE_SHUTDOWN,
 }
+# (state before, state after) of each transition, to tell a lost request or response apart
+# from one still running when a change_state call gets no answer.
+TRANSITION_STATES = {
+    'configure': ('unconfigured', 'inactive'), 'cleanup': ('inactive', 'unconfigured'),
+    'activate': ('inactive', 'active'), 'deactivate': ('active', 'inactive'),
+    'shutdown': ('inactive', 'finalized'),
+}
 
 
 class MessageLog:
@@ -148,10 +155,44 @@ class RosTestClient:
         return response.current_state.label
 
     def lifecycle_transition(self, node: str, transition: str, timeout_s: float = 30.0) -> bool:
-        """Request a transition ('configure', 'activate', ...); return whether it succeeded."""
+        """Request a transition ('configure', 'activate', ...); return whether it succeeded.
+
+        Under load Fast DDS can drop the request or the response of a client the server has
+        not matched yet. When no answer comes within a few seconds, the node's state says
+        which: the goal state = it happened; the start state = re-send (a transition that ran
+        and failed returns to the start state too, and fails again the same way); otherwise
+        it is still running and the answer is awaited until ``timeout_s``.
+        """
+        start, goal = TRANSITION_STATES[transition]
+        name = f'{node}/change_state'
+        client = self.client(ChangeState, name)
+        self.spin_until(client.service_is_ready, timeout_s, f'service {name}')
         request = ChangeState.Request()
         request.transition.id = TRANSITIONS[transition]
-        return self.call(ChangeState, f'{node}/change_state', request, timeout_s).success
+        deadline = time.monotonic() + timeout_s
+        future, resent = client.call_async(request), False
+        while True:
+            left_s = max(deadline - time.monotonic(), 0.0)
+            try:
+                self.spin_until(future.done, min(5.0, left_s), f'response of {name}')
+            except TimeoutError:
+                if left_s <= 5.0:
+                    client.remove_pending_request(future)
+                    raise
+                state = self.lifecycle_state(node)
+                if state == goal:
+                    client.remove_pending_request(future)
+                    return True
+                if state == start:
+                    client.remove_pending_request(future)
+                    future, resent = client.call_async(request), True
+                continue
+            if future.exception() is not None:
+                raise future.exception()
+            # A re-sent request refused because the first one did arrive and succeed after all.
+            if not future.result().success and resent:
+                return self.lifecycle_state(node) == goal
+            return future.result().success
 
     def bring_up(self, node: str, timeout_s: float = 30.0) -> None:
         """configure + activate, asserting both succeed."""
