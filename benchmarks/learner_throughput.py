@@ -10,11 +10,14 @@ Prints, each on its own line:
   a frozen ResNet-10 (features cached per frame); also a LeRobot-like setting (utd_ratio 1,
   no gripper critic), which is what LeRobot's "update" does;
 - actor inference latency at batch 1 (``Policy.act``);
-- bytes per stored transition with two 128x128 cameras;
+- bytes per stored transition with two 128x128 cameras, raw and LZ4-compressed (the default),
+  on frames rendered by the sim (scripted pick episodes) and on the same frames with
+  camera-like sensor noise added (real webcams compress far less);
 - weight payload size and fetch latency over /hilserl/get_policy_weights between two
   processes (the installed learner_node and this process).
 The ResNet-10 trunk uses random weights saved to a local checkpoint file: no pretrained file
-is reachable offline, and the compute is the same.
+is reachable offline, and the compute is the same. Camera cases train on rendered sim frames
+(about 20 s to render them first), so decoding compressed frames costs what it costs in use.
 """
 import argparse
 import os
@@ -41,21 +44,50 @@ CAMERAS = ('front', 'wrist')
 
 
 def make_learner(run_dir, cameras=(), encoder=None, sac=None, gripper=True, online=3000,
-                 demo=1000) -> Learner:
+                 demo=1000, frame_compression='lz4') -> Learner:
     params = LearnerParams(state_dim=6, action_dim=3, discrete_gripper=gripper,
                            camera_names=cameras, online_capacity=online, demo_capacity=demo,
-                           run_dir=str(run_dir))
+                           frame_compression=frame_compression, run_dir=str(run_dir))
     return Learner(params, sac or SACConfig(), encoder or EncoderConfig())
 
 
-def fill(learner, transitions: int, episode_length: int = 50, seed: int = 0) -> None:
+def render_sim_frames(episodes: int = 8) -> dict[str, np.ndarray]:
+    """camera -> (N, 128, 128, 3) uint8: scripted pick episodes rendered by the sim, in order."""
+    from so101_driver.params import SimParams
+    from so101_driver.sim.scripted import render_scripted_episode
+    from so101_driver.sim.so101_sim import So101Sim
+
+    with So101Sim(SimParams()) as sim:
+        rendered = [render_scripted_episode(sim, seed, hold_steps=5, cameras=CAMERAS)
+                    for seed in range(episodes)]
+    return {c: np.concatenate([np.stack(e.images[c]) for e in rendered]) for c in CAMERAS}
+
+
+def with_sensor_noise(frames: dict[str, np.ndarray], sigma: float = 2.0, seed: int = 0):
+    """The frames plus Gaussian noise of ``sigma`` grey levels, as a webcam's sensor adds."""
+    rng = np.random.default_rng(seed)
+    return {c: np.clip(f + rng.normal(0.0, sigma, f.shape), 0, 255).round().astype(np.uint8)
+            for c, f in frames.items()}
+
+
+def fill(learner, transitions: int, episode_length: int = 50, seed: int = 0,
+         frames: dict[str, np.ndarray] | None = None) -> None:
+    """Episodes of ``episode_length`` random states/actions; images walk through ``frames``
+    (random pixels when None)."""
     rng = np.random.default_rng(seed)
     spec = learner.spec
+    shown = [0]
+
+    def images():
+        if frames is None:
+            return {c: rng.integers(0, 256, (*spec.image_size, 3), dtype=np.uint8)
+                    for c in spec.camera_names}
+        index = shown[0] % len(frames[spec.camera_names[0]])
+        shown[0] += 1
+        return {c: frames[c][index] for c in spec.camera_names}
 
     def observation():
-        return Observation(rng.standard_normal(spec.state_dim).astype(np.float32),
-                           {c: rng.integers(0, 256, (*spec.image_size, 3), dtype=np.uint8)
-                            for c in spec.camera_names})
+        return Observation(rng.standard_normal(spec.state_dim).astype(np.float32), images())
     current = observation()
     for i in range(transitions):
         step = i % episode_length
@@ -173,6 +205,9 @@ def main() -> None:
     parser.add_argument('--seconds', type=float, default=20.0,
                         help='timing window per throughput figure')
     parser.add_argument('--no-ros', action='store_true', help='skip the ROS service fetch')
+    parser.add_argument('--only', default='', metavar='TEXT',
+                        help='time only the throughput cases whose name contains TEXT and '
+                             'print nothing else')
     args = parser.parse_args()
     if args.threads > 1 and 'OMP_WAIT_POLICY' not in os.environ:
         # As the learner node does (hilserl_learner/nodes/__init__.py): passive OpenMP
@@ -187,6 +222,8 @@ def main() -> None:
     print(f'256x256 float32 matmul on this machine now: {matmul_gflops():.0f} GFLOP/s',
           flush=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix='learner_bench_'))
+    frames = render_sim_frames()
+    print(f'rendered {len(frames[CAMERAS[0]])} sim frames per camera', flush=True)
     resnet_file = tmp / 'resnet10.pt'
     torch.save(ResNet10Trunk().state_dict(), resnet_file)
     resnet = EncoderConfig(trunk='resnet10', trunk_checkpoint=str(resnet_file),
@@ -200,13 +237,19 @@ def main() -> None:
          True, LEROBOT['cameras']),
         ('two 128x128 cameras, conv encoder, utd_ratio 1', CAMERAS, EncoderConfig(),
          SACConfig(utd_ratio=1), True, LEROBOT['cameras']),
+        ('two 128x128 cameras, conv encoder, utd_ratio 1, raw frames (frame_compression none)',
+         CAMERAS, EncoderConfig(), SACConfig(utd_ratio=1), True, LEROBOT['cameras']),
         ('two 128x128 cameras, frozen ResNet-10 (cached features)', CAMERAS, resnet,
          SACConfig(), True, LEROBOT['resnet']),
     ]
     learners = {}
     for name, cameras, encoder, sac, gripper, reference in cases:
-        learner = make_learner(tmp / name.replace(' ', '_'), cameras, encoder, sac, gripper)
-        fill(learner, 1200)
+        if args.only and args.only not in name:
+            continue
+        compression = 'none' if 'frame_compression none' in name else 'lz4'
+        learner = make_learner(tmp / name.replace(' ', '_'), cameras, encoder, sac, gripper,
+                               frame_compression=compression)
+        fill(learner, 1200, frames=frames if cameras else None)
         gflop = gflop_per_update(learner)
         rate = updates_per_s(learner, args.seconds)
         print(f'updates/s at batch 256, {name}: {rate:.2f} ({rate * sac.utd_ratio:.2f} critic '
@@ -214,22 +257,29 @@ def main() -> None:
               f'per update, {gflop * rate:.0f} GFLOP/s)', flush=True)
         learners[name] = learner
 
+    if args.only:
+        return
     for name in ('state only', 'two 128x128 cameras, default conv encoder',
                  'two 128x128 cameras, frozen ResNet-10 (cached features)'):
         median, p99 = act_latency_ms(learners[name])
         print(f'actor inference latency at batch 1, {name}: median {median:.2f} ms, '
               f'p99 {p99:.2f} ms', flush=True)
 
-    for name, encoder in (('default conv encoder', EncoderConfig()),
-                          ('frozen ResNet-10, cached features', resnet)):
-        learner = make_learner(tmp / f'bytes_{encoder.trunk}', CAMERAS, encoder,
-                               online=2000, demo=10)
-        fill(learner, 1000)
+    noisy = with_sensor_noise(frames)
+    for name, encoder, compression, images in (
+            ('default conv encoder, lz4 (default), sim frames', EncoderConfig(), 'lz4', frames),
+            ('default conv encoder, raw uint8, sim frames', EncoderConfig(), 'none', frames),
+            ('default conv encoder, lz4, sim frames + sensor noise (sigma 2)', EncoderConfig(),
+             'lz4', noisy),
+            ('frozen ResNet-10, cached features', resnet, 'lz4', frames)):
+        learner = make_learner(tmp / f'bytes_{encoder.trunk}_{compression}', CAMERAS, encoder,
+                               online=2000, demo=10, frame_compression=compression)
+        fill(learner, 1000, frames=images)
         buffer = learner.mixer.online
         per = buffer.bytes_used / len(buffer)
-        print(f'bytes per stored transition, two 128x128 cameras, {name}: {per:,.0f} B '
-              f'({per / 1e3:.1f} kB = {per / 1024:.1f} KiB; LeRobot {LEROBOT["bytes"] / 1e3:.0f}'
-              f' kB -> {per / LEROBOT["bytes"]:.1%})', flush=True)
+        print(f'bytes per stored transition, two 128x128 cameras, 50-step episodes, {name}: '
+              f'{per:,.0f} B ({per / 1e3:.1f} kB = {per / 1024:.1f} KiB; LeRobot '
+              f'{LEROBOT["bytes"] / 1e3:.0f} kB -> {per / LEROBOT["bytes"]:.1%})', flush=True)
 
     for name in ('state only', 'two 128x128 cameras, default conv encoder',
                  'two 128x128 cameras, frozen ResNet-10 (cached features)'):

@@ -70,8 +70,10 @@ class Learner:
                              'lower online_capacity / demo_capacity or raise the limit')
         self.buffer_bytes_allocated = needed
         self.mixer = RLPDMixer(
-            self.agent.make_buffer(params.online_capacity, ONLINE_FRAME_SLACK),
-            self.agent.make_buffer(params.demo_capacity, DEMO_FRAME_SLACK), sac.batch_size,
+            self.agent.make_buffer(params.online_capacity, ONLINE_FRAME_SLACK,
+                                   params.frame_compression),
+            self.agent.make_buffer(params.demo_capacity, DEMO_FRAME_SLACK,
+                                   params.frame_compression), sac.batch_size,
             sac.demo_fraction, sac.drq_pad, seed=params.seed)
         self.config_json = json.dumps(policy_config(
             self.spec, encoder, sac.hidden_dims, sac.activation, sac.std_min, sac.std_max))

@@ -36,7 +36,12 @@ class LearnerParams:
     demo_capacity: int = 15_000
     """Demo buffer capacity, transitions (demonstrations and intervention steps)."""
     max_buffer_memory_gb: float = 8.0
-    """Configure fails if both buffers together would need more memory than this."""
+    """Configure fails if both buffers together could need more memory than this (frames
+    counted uncompressed: an upper bound with frame_compression lz4)."""
+    frame_compression: str = 'lz4'
+    """Camera frames in the buffers: 'lz4' (lossless; rendered sim frames take ~1/4 of their
+    size, camera frames with sensor noise less of a saving; ~20 us to decode each sampled
+    128x128 frame) or 'none' (raw uint8). Not used when a frozen trunk's features are cached."""
 
     # --- training ---
     learning_starts: int = 100
@@ -88,6 +93,9 @@ class LearnerParams:
         for name in ('max_buffer_memory_gb', 'weights_period_s', 'stats_period_s'):
             if not getattr(self, name) > 0:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
+        if self.frame_compression not in ('lz4', 'none'):
+            raise ValueError(f"frame_compression must be 'lz4' or 'none', got "
+                             f'{self.frame_compression!r}')
         if not self.run_dir:
             raise ValueError('run_dir must not be empty')
         self.observation_spec()  # validates camera names and sizes

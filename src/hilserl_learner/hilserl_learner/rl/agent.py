@@ -93,16 +93,19 @@ class SACAgent(nn.Module):
             return trunk(pixels).to(torch.float16).numpy()
         return trunk_features
 
-    def make_buffer(self, capacity: int, frame_slack: float) -> ReplayBuffer:
+    def make_buffer(self, capacity: int, frame_slack: float,
+                    frame_compression: str = 'none') -> ReplayBuffer:
         """A buffer of ``capacity`` transitions and ``(1 + frame_slack) * capacity`` frames.
 
         Contiguous episodes need one frame per transition plus one per episode; transitions
         after gaps (isolated intervention steps) need two. When frames run out, the oldest
-        transitions leave early (the buffer then holds fewer than ``capacity``).
+        transitions leave early (the buffer then holds fewer than ``capacity``). Pixels are
+        stored with ``frame_compression``; cached trunk features always raw.
         """
         return ReplayBuffer(self.spec, capacity, self.frame_shapes(),
                             frame_capacity=int(capacity * (1 + frame_slack)) + 2,
-                            frame_transform=self.frame_transform())
+                            frame_transform=self.frame_transform(),
+                            frame_codec='none' if self.features_cached else frame_compression)
 
     def frame_bytes(self) -> int:
         return sum(int(np.prod(shape)) * dtype.itemsize

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
+from hilserl_learner.errors import CheckpointError
 from hilserl_learner.observation import Observation, ObservationSpec, Transition
-from hilserl_learner.rl.buffer import BatchArrays, ReplayBuffer, shift_frames_into
+from hilserl_learner.rl.buffer import BatchArrays, Lz4Frames, ReplayBuffer, shift_frames_into
 
 SPEC = ObservationSpec(state_dim=2, action_dim=1, camera_names=('front', 'wrist'),
                        image_size=(8, 8))
@@ -45,8 +46,9 @@ def assert_consistent(arrays):
             assert np.all(arrays.next_images[camera][row] == frame_value(episode, step + 1, i))
 
 
-def test_each_frame_is_stored_once_as_uint8():
-    buffer = ReplayBuffer(SPEC, capacity=100)
+@pytest.mark.parametrize('codec', ['none', 'lz4'])
+def test_each_frame_is_stored_once_as_uint8(codec):
+    buffer = ReplayBuffer(SPEC, capacity=100, frame_codec=codec)
     for transition in episode_transitions(0, 10):
         buffer.add(transition)
     assert len(buffer) == 10
@@ -57,8 +59,9 @@ def test_each_frame_is_stored_once_as_uint8():
     assert_consistent(sample_all(buffer))
 
 
-def test_gaps_and_other_episodes_store_both_frames():
-    buffer = ReplayBuffer(SPEC, capacity=100)
+@pytest.mark.parametrize('codec', ['none', 'lz4'])
+def test_gaps_and_other_episodes_store_both_frames(codec):
+    buffer = ReplayBuffer(SPEC, capacity=100, frame_codec=codec)
     transitions = list(episode_transitions(0, 6))
     for transition in transitions[:2] + transitions[3:]:  # step 2 lost in transport
         buffer.add(transition)
@@ -78,8 +81,9 @@ def test_different_pixels_are_not_shared_even_if_steps_continue():
     assert buffer.frames_stored == 4
 
 
-def test_next_observation_at_truncation_and_termination_is_the_real_one():
-    buffer = ReplayBuffer(SPEC, capacity=100)
+@pytest.mark.parametrize('codec', ['none', 'lz4'])
+def test_next_observation_at_truncation_and_termination_is_the_real_one(codec):
+    buffer = ReplayBuffer(SPEC, capacity=100, frame_codec=codec)
     for transition in episode_transitions(0, 5):  # ends truncated
         buffer.add(transition)
     for transition in episode_transitions(1, 4, terminated=True):
@@ -94,8 +98,9 @@ def test_next_observation_at_truncation_and_termination_is_the_real_one():
     assert_consistent(sample_all(buffer, 256))
 
 
-def test_fifo_eviction_keeps_every_sampled_transition_consistent():
-    buffer = ReplayBuffer(SPEC, capacity=20, frame_capacity=22)
+@pytest.mark.parametrize('codec', ['none', 'lz4'])
+def test_fifo_eviction_keeps_every_sampled_transition_consistent(codec):
+    buffer = ReplayBuffer(SPEC, capacity=20, frame_capacity=22, frame_codec=codec)
     for episode in range(12):
         for transition in episode_transitions(episode, 1 + episode % 4):
             buffer.add(transition)
@@ -133,6 +138,69 @@ def test_drq_shift_matches_pad_and_crop():
     for i, (slot, (dy, dx)) in enumerate(zip(slots, shifts)):
         np.testing.assert_array_equal(out[i], reference_shift(frames[slot], dy, dx, 4))
     assert len({tuple(s) for s in shifts}) > 20
+
+
+def test_lz4_frames_are_lossless_and_counted_at_their_compressed_size():
+    rng = np.random.default_rng(0)
+    store = Lz4Frames(4, (32, 32, 3))
+    flat = np.full((32, 32, 3), 90, np.uint8)
+    noise = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    store[0], store[1] = flat, noise
+    np.testing.assert_array_equal(store[0], flat)
+    np.testing.assert_array_equal(store[np.array([1, 0])], np.stack([noise, flat]))
+    flat_bytes = store.bytes_of(np.array([0]))
+    assert flat_bytes < flat.nbytes / 20  # a uniform frame shrinks to almost nothing
+    assert store.bytes_of(np.array([1])) > noise.nbytes  # noise does not compress
+    with pytest.raises(ValueError, match='shape'):
+        store[2] = flat[:16]
+    with pytest.raises(ValueError, match='uint8'):
+        Lz4Frames(4, (32, 32, 3), np.float16)
+
+
+def test_lz4_drq_shift_matches_the_raw_store():
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (6, 12, 10, 3), dtype=np.uint8)
+    store = Lz4Frames(6, (12, 10, 3))
+    for slot, frame in enumerate(frames):
+        store[slot] = frame
+    slots = np.array([5, 0, 3, 3, 1] * 10)
+    expected = np.zeros((len(slots), 12, 10, 3), np.float32)
+    shift_frames_into(frames, slots, expected, 4, np.random.default_rng(7))
+    out = np.zeros_like(expected)
+    store.gather_into(slots, out, 4, np.random.default_rng(7))
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_lz4_buffer_takes_less_memory_for_compressible_frames():
+    raw, packed = ReplayBuffer(SPEC, 1000), ReplayBuffer(SPEC, 1000, frame_codec='lz4')
+    for episode in range(10):
+        for transition in episode_transitions(episode, 50):
+            raw.add(transition)
+            packed.add(transition)
+    assert packed.bytes_used < raw.bytes_used / 2  # uniform test frames: far less
+    with pytest.raises(ValueError, match='frame_codec'):
+        ReplayBuffer(SPEC, 10, frame_codec='png')
+
+
+@pytest.mark.parametrize('codec', ['none', 'lz4'])
+def test_save_load_round_trip_and_codec_mismatch(tmp_path, codec):
+    buffer = ReplayBuffer(SPEC, capacity=30, frame_capacity=34, frame_codec=codec)
+    for episode in range(8):  # wraps both rings
+        for transition in episode_transitions(episode, 5):
+            buffer.add(transition)
+    buffer.save(tmp_path)
+    restored = ReplayBuffer(SPEC, capacity=30, frame_capacity=34, frame_codec=codec)
+    restored.load(tmp_path)
+    assert (restored.head, restored.size, restored.next_frame_seq) == (
+        buffer.head, buffer.size, buffer.next_frame_seq)
+    live = np.arange(buffer.data['obs_seq'][buffer.head], buffer.next_frame_seq) % 34
+    for camera in SPEC.camera_names:
+        np.testing.assert_array_equal(restored.frames[camera][live], buffer.frames[camera][live])
+    assert restored.bytes_used == buffer.bytes_used
+    assert_consistent(sample_all(restored, 128))
+    other = 'none' if codec == 'lz4' else 'lz4'
+    with pytest.raises(CheckpointError, match='another configuration'):
+        ReplayBuffer(SPEC, capacity=30, frame_capacity=34, frame_codec=other).load(tmp_path)
 
 
 def test_sampling_an_empty_buffer_fails_clearly():

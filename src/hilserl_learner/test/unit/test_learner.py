@@ -150,13 +150,14 @@ def fill_and_train(learner, count=120, updates=3):
     learner.publish_weights()
 
 
-def test_checkpoint_then_resume_restores_everything_exactly(tmp_path):
-    learner = make_learner(tmp_path)
+@pytest.mark.parametrize('frame_compression', ['lz4', 'none'])
+def test_checkpoint_then_resume_restores_everything_exactly(tmp_path, frame_compression):
+    learner = make_learner(tmp_path, frame_compression=frame_compression)
     fill_and_train(learner)
     directory = learner.checkpoint_now()
     assert not list((tmp_path / 'run' / 'checkpoints').glob('.tmp-*'))
 
-    resumed = make_learner(tmp_path)
+    resumed = make_learner(tmp_path, frame_compression=frame_compression)
     assert resumed.resume() == directory
     for (key, a), (_, b) in zip(learner.agent.state_dict().items(),
                                 resumed.agent.state_dict().items(), strict=True):
