@@ -222,8 +222,7 @@ def main() -> None:
     print(f'256x256 float32 matmul on this machine now: {matmul_gflops():.0f} GFLOP/s',
           flush=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix='learner_bench_'))
-    frames = render_sim_frames()
-    print(f'rendered {len(frames[CAMERAS[0]])} sim frames per camera', flush=True)
+
     resnet_file = tmp / 'resnet10.pt'
     torch.save(ResNet10Trunk().state_dict(), resnet_file)
     resnet = EncoderConfig(trunk='resnet10', trunk_checkpoint=str(resnet_file),
@@ -242,10 +241,13 @@ def main() -> None:
         ('two 128x128 cameras, frozen ResNet-10 (cached features)', CAMERAS, resnet,
          SACConfig(), True, LEROBOT['resnet']),
     ]
+    cases = [case for case in cases if args.only in case[0]]
+    frames = None
+    if not args.only or any(case[1] for case in cases):
+        frames = render_sim_frames()
+        print(f'rendered {len(frames[CAMERAS[0]])} sim frames per camera', flush=True)
     learners = {}
     for name, cameras, encoder, sac, gripper, reference in cases:
-        if args.only and args.only not in name:
-            continue
         compression = 'none' if 'frame_compression none' in name else 'lz4'
         learner = make_learner(tmp / name.replace(' ', '_'), cameras, encoder, sac, gripper,
                                frame_compression=compression)
