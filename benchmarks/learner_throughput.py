@@ -1,8 +1,10 @@
 """Learner throughput, memory and weight-push figures, next to LeRobot 0.4.4's on this machine.
 
     source scripts/ros_env.sh
-    python benchmarks/learner_throughput.py              # all figures (about 3 minutes)
+    python benchmarks/learner_throughput.py              # all figures (about 5 minutes)
     python benchmarks/learner_throughput.py --no-ros     # without the ROS service fetch
+    python benchmarks/learner_throughput.py --only "state only" --threads 1   # some cases
+    OMP_WAIT_POLICY=ACTIVE python benchmarks/learner_throughput.py --only "state only"
 
 Prints, each on its own line:
 - updates/s at batch 256 (one ``update()`` = utd_ratio critic steps + actor + temperature +
@@ -222,7 +224,6 @@ def main() -> None:
     print(f'256x256 float32 matmul on this machine now: {matmul_gflops():.0f} GFLOP/s',
           flush=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix='learner_bench_'))
-
     resnet_file = tmp / 'resnet10.pt'
     torch.save(ResNet10Trunk().state_dict(), resnet_file)
     resnet = EncoderConfig(trunk='resnet10', trunk_checkpoint=str(resnet_file),
@@ -268,13 +269,13 @@ def main() -> None:
               f'p99 {p99:.2f} ms', flush=True)
 
     noisy = with_sensor_noise(frames)
-    for name, encoder, compression, images in (
+    for index, (name, encoder, compression, images) in enumerate((
             ('default conv encoder, lz4 (default), sim frames', EncoderConfig(), 'lz4', frames),
             ('default conv encoder, raw uint8, sim frames', EncoderConfig(), 'none', frames),
             ('default conv encoder, lz4, sim frames + sensor noise (sigma 2)', EncoderConfig(),
              'lz4', noisy),
-            ('frozen ResNet-10, cached features', resnet, 'lz4', frames)):
-        learner = make_learner(tmp / f'bytes_{encoder.trunk}_{compression}', CAMERAS, encoder,
+            ('frozen ResNet-10, cached features', resnet, 'lz4', frames))):
+        learner = make_learner(tmp / f'bytes_{index}', CAMERAS, encoder,
                                online=2000, demo=10, frame_compression=compression)
         fill(learner, 1000, frames=images)
         buffer = learner.mixer.online
