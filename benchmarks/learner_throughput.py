@@ -107,8 +107,13 @@ def fill(learner, transitions: int, episode_length: int = 50, seed: int = 0,
 def gflop_per_update(learner) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
-        learner.train_step()
+    # The counter sees the calling thread only: run the actor step inline for it.
+    executor, learner._actor_executor = learner._actor_executor, None
+    try:
+        with FlopCounterMode(display=False) as counter:
+            learner.train_step()
+    finally:
+        learner._actor_executor = executor
     return counter.get_total_flops() / 1e9
 
 
@@ -255,9 +260,10 @@ def main() -> None:
         fill(learner, 1200, frames=frames if cameras else None)
         gflop = gflop_per_update(learner)
         rate = updates_per_s(learner, args.seconds)
+        threaded = ', actor step on its own thread' if learner.actor_step_threaded else ''
         print(f'updates/s at batch 256, {name}: {rate:.2f} ({rate * sac.utd_ratio:.2f} critic '
               f'steps/s; LeRobot {reference}/s -> {rate / reference:.1f}x; {gflop:.2f} GFLOP '
-              f'per update, {gflop * rate:.0f} GFLOP/s)', flush=True)
+              f'per update, {gflop * rate:.0f} GFLOP/s{threaded})', flush=True)
         learners[name] = learner
 
     if args.only:

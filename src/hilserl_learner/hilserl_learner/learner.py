@@ -86,6 +86,10 @@ class Learner:
         self._weights: PolicyWeights | None = None
         self._weights_time = 0.0
         self._writer = concurrent.futures.ThreadPoolExecutor(1, 'checkpoint_writer')
+        # Decided at construction: the node sets torch's thread count before building us.
+        self._actor_executor = (
+            concurrent.futures.ThreadPoolExecutor(1, 'actor_step')
+            if params.actor_step_thread and torch.get_num_threads() == 1 else None)
         self._pending_checkpoint: concurrent.futures.Future | None = None
 
     # --- ingestion ---------------------------------------------------------------------------
@@ -164,7 +168,7 @@ class Learner:
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One ``update()``: utd_ratio critic steps, one actor and temperature step, Polyak."""
-        info = update(self.agent, self._sample, self.sac)
+        info = update(self.agent, self._sample, self.sac, self._actor_executor)
         self.counters['updates'] += self.sac.utd_ratio
         self.counters['actor_updates'] += 1
         if self.counters['actor_updates'] % self.params.stats_every_updates == 0:
@@ -248,13 +252,23 @@ class Learner:
         """Restore the newest checkpoint of ``run_dir``; returns its directory."""
         return str(ckpt.restore(self))
 
+    @property
+    def actor_step_threaded(self) -> bool:
+        """Whether the actor's gradients are computed on their own thread."""
+        return self._actor_executor is not None
+
     def close(self) -> None:
         self._writer.shutdown(wait=True)
+        if self._actor_executor is not None:
+            self._actor_executor.shutdown(wait=True)
 
     def rng_state(self) -> dict:
-        return {'torch': torch.get_rng_state(), 'mixer': self.mixer.rng.bit_generator.state}
+        return {'torch': torch.get_rng_state(), 'mixer': self.mixer.rng.bit_generator.state,
+                'actor': self.agent.actor_generator.get_state()}
 
     def set_rng_state(self, state: dict) -> None:
         torch.set_rng_state(state['torch'])
+        if 'actor' in state:  # checkpoints before the actor step had its own generator
+            self.agent.actor_generator.set_state(state['actor'])
         self.mixer.rng = np.random.default_rng()
         self.mixer.rng.bit_generator.state = state['mixer']

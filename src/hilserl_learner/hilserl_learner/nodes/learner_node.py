@@ -81,8 +81,9 @@ class LearnerNode(LifecycleNode):
         self._create_interfaces()
         self.get_logger().info(
             f'configured: {params}, {sac}, {encoder}; buffers online {params.online_capacity} / '
-            f'demo {params.demo_capacity} transitions; policy version '
-            f'{self.learner.weights_for(0)[0].version}')
+            f'demo {params.demo_capacity} transitions; torch threads {params.threads()}'
+            f"{' + actor step thread' if self.learner.actor_step_threaded else ''}; "
+            f'policy version {self.learner.weights_for(0)[0].version}')
         return TransitionCallbackReturn.SUCCESS
 
     def _prepare(self, params: LearnerParams) -> None:

@@ -48,10 +48,14 @@ class Actor(nn.Module):
         log_std = self.log_std(h).clamp(self.log_std_min, self.log_std_max)
         return self.mean(h), log_std
 
-    def sample(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A reparameterised action in (-1, 1) and its log-probability (B,)."""
+    def sample(self, features: torch.Tensor, generator: torch.Generator | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterised action in (-1, 1) and its log-probability (B,); the noise comes
+        from ``generator`` (default: torch's global one).
+        """
         mean, log_std = self(features)
-        pre_tanh = mean + log_std.exp() * torch.randn_like(mean)
+        noise = torch.randn(mean.shape, dtype=mean.dtype, generator=generator)
+        pre_tanh = mean + log_std.exp() * noise
         action = torch.tanh(pre_tanh)
         # log N(u; mean, std) - sum log(1 - tanh(u)^2), the latter written stably as
         # 2 (log 2 - u - softplus(-2u)) (Haarnoja et al. 2018, appendix C).

@@ -237,3 +237,21 @@ def test_automatic_thread_count_is_one_without_cameras(monkeypatch):
     assert LearnerParams().threads() == 1
     assert LearnerParams(camera_names=('front',)).threads() == 8
     assert LearnerParams(num_threads=3).threads() == 3
+
+
+def test_actor_step_thread_only_when_torch_runs_on_one_thread(tmp_path):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        multi = make_learner(tmp_path / 'multi')
+        torch.set_num_threads(1)
+        off = make_learner(tmp_path / 'off', actor_step_thread=False)
+        single = make_learner(tmp_path / 'single')
+    finally:
+        torch.set_num_threads(threads)
+    assert not multi.actor_step_threaded and not off.actor_step_threaded
+    assert single.actor_step_threaded
+    fill_and_train(single)
+    assert single.counters['actor_updates'] == 3
+    single.close()
+    assert single._actor_executor._shutdown

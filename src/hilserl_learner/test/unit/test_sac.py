@@ -1,4 +1,7 @@
 """SAC + RLPD losses and update on tiny networks: shapes, signs, bootstrapping, UTD, Polyak."""
+import concurrent.futures
+import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -147,6 +150,50 @@ def test_update_reads_utd_batches_steps_actor_once_and_polyaks():
     assert torch.allclose(moved[key], expected, atol=1e-6)
     assert not torch.equal(before['policy.actor.mean.weight'], moved['policy.actor.mean.weight'])
     assert not torch.equal(before['log_alpha'], moved['log_alpha'])
+
+
+def test_actor_and_temperature_step_read_the_critic_before_its_step():
+    """HIL-SERL's final joint update: all three losses from the same parameters."""
+    agent, config = make_agent(utd_ratio=2)
+    before = copy.deepcopy(agent)
+    batches = [make_batch(agent, seed=1), make_batch(agent, seed=2)]
+    torch.manual_seed(3)
+    info = update(agent, lambda: batches.pop(0), config)
+    # Replay on the copy: one critic step, then the actor loss on the second batch.
+    torch.manual_seed(3)
+    second = make_batch(agent, seed=2)
+    update_critic_only = dataclasses.replace(config, utd_ratio=1)
+    first = make_batch(agent, seed=1)
+    f = before.encode(first.observation)
+    with torch.no_grad():
+        nf = before.encode(first.next_observation)
+    loss, _ = critic_loss(before, first, f, nf, update_critic_only)
+    before.critic_optimizer.zero_grad()
+    loss.backward(inputs=before.critic_params)
+    torch.nn.utils.clip_grad_norm_(before.critic_params, config.grad_clip_norm)
+    before.critic_optimizer.step()
+    with torch.no_grad():
+        expected, _ = actor_loss(before, before.encode(second.observation),
+                                 second.observation.privileged, before.actor_generator)
+    assert torch.allclose(info['actor_loss'], expected, atol=1e-6)
+
+
+def test_actor_step_on_a_worker_thread_gives_identical_parameters():
+    results = []
+    for executor in (None, concurrent.futures.ThreadPoolExecutor(1)):
+        agent, config = make_agent(('front',), gripper=True, utd_ratio=2)
+        torch.manual_seed(7)
+        seeds = iter(range(100))
+
+        def sample(agent=agent, seeds=seeds):
+            return make_batch(agent, seed=next(seeds))
+        for _ in range(3):
+            update(agent, sample, config, executor)
+        results.append(agent.state_dict())
+        if executor is not None:
+            executor.shutdown()
+    for key, value in results[0].items():
+        assert torch.equal(value, results[1][key]), key
 
 
 def test_actor_loss_does_not_train_the_critic_or_encoder():
