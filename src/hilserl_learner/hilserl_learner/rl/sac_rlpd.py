@@ -189,7 +189,7 @@ def update(agent, sample: Callable[[], Batch], config: SACConfig,
 
     With ``actor_executor`` (one worker thread) the actor's gradients are computed there while
     this thread computes the critic's: the same result, sooner when torch runs single-threaded
-    (state only: +45 % updates/s on 2 cores). Returns detached stats.
+    (state only on 2 cores: 76 instead of 48 updates/s). Returns detached stats.
     """
     info = {}
     for step in range(config.utd_ratio):
