@@ -74,7 +74,7 @@ class Learner:
                                    params.frame_compression),
             self.agent.make_buffer(params.demo_capacity, DEMO_FRAME_SLACK,
                                    params.frame_compression), sac.batch_size,
-            sac.demo_fraction, sac.drq_pad, seed=params.seed)
+            sac.demo_fraction, sac.drq_pad, seed=params.seed, gather_threads=params.threads())
         self.config_json = json.dumps(policy_config(
             self.spec, encoder, sac.hidden_dims, sac.activation, sac.std_min, sac.std_max))
         self.lock = threading.Lock()  # guards the buffers and the ingestion counters
@@ -259,6 +259,7 @@ class Learner:
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
+        self.mixer.close()
         if self._actor_executor is not None:
             self._actor_executor.shutdown(wait=True)
 

@@ -133,6 +133,21 @@ def shift_frames_into(frames: np.ndarray, slots: np.ndarray, out: np.ndarray, pa
         shift_frame_into(frames[slot], out[i], dy, dx)
 
 
+class Gather(NamedTuple):
+    """One camera's frames of a sample: ``store[slots]`` into ``out``, shifted by ``shifts``
+    ((n, 2) DrQ shifts, or None). The shifts are drawn beforehand, so gathers may run on any
+    thread in any order and the sample stays the same.
+    """
+
+    store: 'ArrayFrames | Lz4Frames'
+    slots: np.ndarray
+    out: np.ndarray
+    shifts: np.ndarray | None
+
+    def run(self) -> None:
+        self.store.gather_into(self.slots, self.out, self.shifts)
+
+
 class ArrayFrames:
     """One camera's frame ring as a preallocated array: uint8 pixels or cached features."""
 
@@ -155,12 +170,13 @@ class ArrayFrames:
     def bytes_of(self, slots: np.ndarray) -> int:
         return len(slots) * self.array[0].nbytes
 
-    def gather_into(self, slots: np.ndarray, out: np.ndarray, shift_pad: int,
-                    rng: np.random.Generator) -> None:
-        if shift_pad and self.dtype == np.uint8:
-            shift_frames_into(self.array, slots, out, shift_pad, rng)
-        else:
+    def gather_into(self, slots: np.ndarray, out: np.ndarray, shifts: np.ndarray | None
+                    ) -> None:
+        if shifts is None:
             np.copyto(out, self.array[slots])
+            return
+        for i, (slot, (dy, dx)) in enumerate(zip(slots, shifts)):
+            shift_frame_into(self.array[slot], out[i], dy, dx)
 
     def save(self, directory: pathlib.Path, camera: str, slots: np.ndarray) -> None:
         out = np.lib.format.open_memmap(directory / f'frames_{camera}.npy', mode='w+',
@@ -220,15 +236,14 @@ class Lz4Frames:
     def bytes_of(self, slots: np.ndarray) -> int:
         return int(self.sizes[slots].sum()) + len(slots) * self.overhead_per_frame
 
-    def gather_into(self, slots: np.ndarray, out: np.ndarray, shift_pad: int,
-                    rng: np.random.Generator) -> None:
-        if shift_pad:
-            for i, (slot, (dy, dx)) in enumerate(
-                    zip(slots, random_shifts(len(slots), shift_pad, rng))):
-                shift_frame_into(self.decode(slot), out[i], dy, dx)
-        else:
+    def gather_into(self, slots: np.ndarray, out: np.ndarray, shifts: np.ndarray | None
+                    ) -> None:
+        if shifts is None:
             for i, slot in enumerate(slots):
                 out[i] = self.decode(slot)
+            return
+        for i, (slot, (dy, dx)) in enumerate(zip(slots, shifts)):
+            shift_frame_into(self.decode(slot), out[i], dy, dx)
 
     def save(self, directory: pathlib.Path, camera: str, slots: np.ndarray) -> None:
         blobs = list(self.blobs[slots])  # references: the ring may move on meanwhile
@@ -401,8 +416,12 @@ class ReplayBuffer:
 
     # --- sampling ----------------------------------------------------------------------------
     def sample_into(self, out: BatchArrays, start: int, count: int, rng: np.random.Generator,
-                    shift_pad: int = 0) -> None:
-        """Write ``count`` uniformly drawn transitions into ``out`` rows [start, start+count)."""
+                    shift_pad: int = 0, gather_executor=None) -> None:
+        """Write ``count`` uniformly drawn transitions into ``out`` rows [start, start+count).
+
+        Frames are copied (decoded, shifted) per camera and observation side: on
+        ``gather_executor``'s threads when given (numpy copies and LZ4 release the GIL).
+        """
         if self.size == 0:
             raise ValueError('cannot sample from an empty buffer')
         idx = (self.head + rng.integers(0, self.size, size=count)) % self.capacity
@@ -413,10 +432,19 @@ class ReplayBuffer:
             f[name][rows] = d[name][idx]
         f['terminated'][rows] = d['terminated'][idx]
         f['is_intervention'][rows] = d['is_intervention'][idx]
+        gathers = []
         for seq_name, target in (('obs_seq', out.images), ('next_seq', out.next_images)):
             slots = d[seq_name][idx] % self.frame_capacity
             for cam, store in self.frames.items():
-                store.gather_into(slots, target[cam][rows], shift_pad, rng)
+                shift = shift_pad and store.dtype == np.uint8
+                gathers.append(Gather(store, slots, target[cam][rows],
+                                      random_shifts(count, shift_pad, rng) if shift else None))
+        if gather_executor is None or len(gathers) < 2:
+            for gather in gathers:
+                gather.run()
+        else:
+            for job in [gather_executor.submit(gather.run) for gather in gathers]:
+                job.result()
 
     # --- checkpoints -------------------------------------------------------------------------
     def save(self, directory: pathlib.Path, lock=None) -> None:

@@ -1,10 +1,18 @@
 """Replay buffer: frames stored once as uint8, correct next observations, FIFO eviction, DrQ."""
+import concurrent.futures
+
 import numpy as np
 import pytest
 
 from hilserl_learner.errors import CheckpointError
 from hilserl_learner.observation import Observation, ObservationSpec, Transition
-from hilserl_learner.rl.buffer import BatchArrays, Lz4Frames, ReplayBuffer, shift_frames_into
+from hilserl_learner.rl.buffer import (
+    BatchArrays,
+    Lz4Frames,
+    ReplayBuffer,
+    random_shifts,
+    shift_frames_into,
+)
 
 SPEC = ObservationSpec(state_dim=2, action_dim=1, camera_names=('front', 'wrist'),
                        image_size=(8, 8))
@@ -167,8 +175,31 @@ def test_lz4_drq_shift_matches_the_raw_store():
     expected = np.zeros((len(slots), 12, 10, 3), np.float32)
     shift_frames_into(frames, slots, expected, 4, np.random.default_rng(7))
     out = np.zeros_like(expected)
-    store.gather_into(slots, out, 4, np.random.default_rng(7))
+    store.gather_into(slots, out, random_shifts(len(slots), 4, np.random.default_rng(7)))
     np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize('codec', ['none', 'lz4'])
+def test_frames_gathered_on_threads_give_the_same_sample(codec):
+    buffer = ReplayBuffer(SPEC, capacity=200, frame_codec=codec)
+    for episode in range(8):
+        for transition in episode_transitions(episode, 20):
+            buffer.add(transition)
+    rng = np.random.default_rng(1)
+    for camera in SPEC.camera_names:  # textured frames, so that a different shift shows
+        for slot in range(buffer.next_frame_seq):
+            buffer.frames[camera][slot] = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    with concurrent.futures.ThreadPoolExecutor(2) as executor:
+        samples = []
+        for gather_executor in (None, executor):
+            arrays = BatchArrays(SPEC, 64, dict.fromkeys(SPEC.camera_names, (8, 8, 3)))
+            buffer.sample_into(arrays, 0, 64, np.random.default_rng(5), 2, gather_executor)
+            samples.append(arrays)
+    for a, b in ((samples[0].images, samples[1].images),
+                 (samples[0].next_images, samples[1].next_images)):
+        for camera in SPEC.camera_names:
+            np.testing.assert_array_equal(a[camera], b[camera])
+    np.testing.assert_array_equal(samples[0].fields['state'], samples[1].fields['state'])
 
 
 def test_lz4_buffer_takes_less_memory_for_compressible_frames():
