@@ -58,9 +58,9 @@ class Actor(nn.Module):
         pre_tanh = mean + log_std.exp() * noise
         action = torch.tanh(pre_tanh)
         # log N(u; mean, std) - sum log(1 - tanh(u)^2), the latter written stably as
-        # 2 (log 2 - u - softplus(-2u)) (Haarnoja et al. 2018, appendix C).
-        gaussian = (-0.5 * ((pre_tanh - mean) / log_std.exp()) ** 2 - log_std
-                    - 0.5 * math.log(2 * math.pi)).sum(-1)
+        # 2 (log 2 - u - softplus(-2u)) (Haarnoja et al. 2018, appendix C). (u - mean) / std
+        # is the noise itself, a constant for the gradients either way.
+        gaussian = (-0.5 * noise ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         squash = (2 * (math.log(2) - pre_tanh - F.softplus(-2 * pre_tanh))).sum(-1)
         return action, gaussian - squash
 
@@ -91,7 +91,7 @@ class EnsembleLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(members, 1, width))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, x.shape[-1:]) * self.weight + self.bias
+        return torch.addcmul(self.bias, F.layer_norm(x, x.shape[-1:]), self.weight)
 
 
 class CriticEnsemble(nn.Module):

@@ -12,6 +12,7 @@ from hilserl_learner.observation import ObservationSpec
 from hilserl_learner.rl.agent import SACAgent
 from hilserl_learner.rl.buffer import Batch, ObsBatch
 from hilserl_learner.rl.encoders import EncoderConfig
+from hilserl_learner.rl.networks import Actor
 from hilserl_learner.rl.sac_rlpd import (
     SACConfig,
     actor_loss,
@@ -194,6 +195,25 @@ def test_actor_step_on_a_worker_thread_gives_identical_parameters():
             executor.shutdown()
     for key, value in results[0].items():
         assert torch.equal(value, results[1][key]), key
+
+
+def test_tanh_gaussian_log_prob_and_its_gradients_match_torch_distributions():
+    actor = Actor(5, 3, (16,), 'relu')
+    features = torch.randn(64, 5)
+    action, log_prob = actor.sample(features, torch.Generator().manual_seed(4))
+    mean, log_std = actor(features)
+    noise = torch.randn(mean.shape, generator=torch.Generator().manual_seed(4))
+    base = torch.distributions.Normal(mean, log_std.exp())
+    squashed = torch.distributions.TransformedDistribution(
+        base, [torch.distributions.TanhTransform(cache_size=1)])
+    expected_action = torch.tanh(mean + log_std.exp() * noise)
+    expected = squashed.log_prob(expected_action).sum(-1)
+    assert torch.allclose(action, expected_action, atol=1e-6)
+    assert torch.allclose(log_prob, expected, atol=1e-4)
+    grads = torch.autograd.grad(log_prob.sum(), list(actor.parameters()))
+    expected_grads = torch.autograd.grad(expected.sum(), list(actor.parameters()))
+    for got, want in zip(grads, expected_grads, strict=True):
+        assert torch.allclose(got, want, atol=1e-3, rtol=1e-3)
 
 
 def test_actor_loss_does_not_train_the_critic_or_encoder():
