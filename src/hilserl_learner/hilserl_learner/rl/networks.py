@@ -54,7 +54,7 @@ class Actor(nn.Module):
         from ``generator`` (default: torch's global one).
         """
         mean, log_std = self(features)
-        noise = torch.randn(mean.shape, dtype=mean.dtype, generator=generator)
+        noise = torch.randn(mean.shape, dtype=mean.dtype, device=mean.device, generator=generator)
         pre_tanh = mean + log_std.exp() * noise
         action = torch.tanh(pre_tanh)
         # log N(u; mean, std) - sum log(1 - tanh(u)^2), the latter written stably as
