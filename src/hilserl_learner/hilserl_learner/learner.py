@@ -74,7 +74,8 @@ class Learner:
                                    params.frame_compression),
             self.agent.make_buffer(params.demo_capacity, DEMO_FRAME_SLACK,
                                    params.frame_compression), sac.batch_size,
-            sac.demo_fraction, sac.drq_pad, seed=params.seed, gather_threads=params.threads())
+            sac.demo_fraction, sac.drq_pad, seed=params.seed,
+            gather_threads=torch.get_num_threads())
         self.config_json = json.dumps(policy_config(
             self.spec, encoder, sac.hidden_dims, sac.activation, sac.std_min, sac.std_max))
         self.lock = threading.Lock()  # guards the buffers and the ingestion counters
@@ -86,7 +87,8 @@ class Learner:
         self._weights: PolicyWeights | None = None
         self._weights_time = 0.0
         self._writer = concurrent.futures.ThreadPoolExecutor(1, 'checkpoint_writer')
-        # Decided at construction: the node sets torch's thread count before building us.
+        # Decided at construction, as the frame gathering above: the node sets torch's thread
+        # count (num_threads) before building us.
         self._actor_executor = (
             concurrent.futures.ThreadPoolExecutor(1, 'actor_step')
             if params.actor_step_thread and torch.get_num_threads() == 1 else None)

@@ -129,7 +129,12 @@ def shift_frames_into(frames: np.ndarray, slots: np.ndarray, out: np.ndarray, pa
     2021), with an independent shift per frame, done in one pass per frame (converting to
     ``out``'s dtype) without materialising the padded image.
     """
-    for i, (slot, (dy, dx)) in enumerate(zip(slots, random_shifts(len(slots), pad, rng))):
+    shifted_frames_into(frames, slots, out, random_shifts(len(slots), pad, rng))
+
+
+def shifted_frames_into(frames, slots: np.ndarray, out: np.ndarray, shifts: np.ndarray) -> None:
+    """out[i] = frames[slots[i]] shifted by shifts[i]; ``frames``: an array or a frame store."""
+    for i, (slot, (dy, dx)) in enumerate(zip(slots, shifts)):
         shift_frame_into(frames[slot], out[i], dy, dx)
 
 
@@ -174,9 +179,8 @@ class ArrayFrames:
                     ) -> None:
         if shifts is None:
             np.copyto(out, self.array[slots])
-            return
-        for i, (slot, (dy, dx)) in enumerate(zip(slots, shifts)):
-            shift_frame_into(self.array[slot], out[i], dy, dx)
+        else:
+            shifted_frames_into(self.array, slots, out, shifts)
 
     def save(self, directory: pathlib.Path, camera: str, slots: np.ndarray) -> None:
         out = np.lib.format.open_memmap(directory / f'frames_{camera}.npy', mode='w+',
@@ -241,9 +245,8 @@ class Lz4Frames:
         if shifts is None:
             for i, slot in enumerate(slots):
                 out[i] = self.decode(slot)
-            return
-        for i, (slot, (dy, dx)) in enumerate(zip(slots, shifts)):
-            shift_frame_into(self.decode(slot), out[i], dy, dx)
+        else:
+            shifted_frames_into(self, slots, out, shifts)
 
     def save(self, directory: pathlib.Path, camera: str, slots: np.ndarray) -> None:
         blobs = list(self.blobs[slots])  # references: the ring may move on meanwhile
