@@ -57,8 +57,9 @@ class SACAgent(nn.Module):
                                                 fused=True)
         self.temperature_optimizer = torch.optim.Adam([self.log_alpha], lr=config.temperature_lr,
                                                       fused=True)
-        # The actor step's own noise source: it may run on another thread than the critic's
-        # (see sac_rlpd.update), and torch's global generator would then be drawn in a racy order.
+        # The noise of the update's policy samples (next actions, actor loss): they may run on
+        # another thread than the critic's (see sac_rlpd.update), and torch's global generator
+        # would then be drawn in a racy order.
         self.actor_generator = torch.Generator().manual_seed(torch.initial_seed() + 1)
 
     # --- forward helpers used by the losses -------------------------------------------------

@@ -82,15 +82,21 @@ class SACConfig:
 
 # --- losses ----------------------------------------------------------------------------------
 def critic_loss(agent, batch: Batch, features: torch.Tensor, next_features: torch.Tensor,
-                config: SACConfig) -> tuple[torch.Tensor, dict]:
+                config: SACConfig, next_action: Callable[[], torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, dict]:
     """TD error of every critic against r + gamma (1 - terminated) min_i Q'_i(s', a' ~ pi).
 
     No entropy term in the backup (SERL's backup_entropy=False). ``truncated`` transitions
-    bootstrap: only ``terminated`` zeroes the next value.
+    bootstrap: only ``terminated`` zeroes the next value. ``next_action`` returns a' drawn
+    elsewhere (``update`` draws it on the actor's thread during this forward pass); None: drawn
+    here from torch's global generator.
     """
     batch_size, action_dim = batch.reward.shape[0], agent.action_dim
+    q = agent.critic(agent.critic_input(features, batch.observation.privileged),
+                     batch.action[:, :action_dim])
     with torch.no_grad():
-        next_action, _ = agent.policy.actor.sample(next_features)
+        next_action = (next_action() if next_action is not None
+                       else agent.policy.actor.sample(next_features)[0])
         next_input = agent.critic_input(next_features, batch.next_observation.privileged)
         target_qs = agent.target_critic(next_input, next_action)
         if config.critic_subsample:
@@ -98,8 +104,6 @@ def critic_loss(agent, batch: Batch, features: torch.Tensor, next_features: torc
             target_qs = target_qs[subset]
         next_v = target_qs.min(dim=0).values
         target = batch.reward + config.discount * (1.0 - batch.terminated) * next_v
-    q = agent.critic(agent.critic_input(features, batch.observation.privileged),
-                     batch.action[:, :action_dim])
     assert next_action.shape == (batch_size, action_dim)
     assert q.shape == (config.num_critics, batch_size) and target.shape == (batch_size,)
     loss = ((q - target.unsqueeze(0)) ** 2).mean()
@@ -182,29 +186,39 @@ def _run(executor: concurrent.futures.Executor | None, function, *args
     return future
 
 
+@torch.no_grad()
+def next_actions(agent, next_features: torch.Tensor) -> torch.Tensor:
+    """Next actions a' ~ pi(.|s') for the TD target, from ``agent.actor_generator``."""
+    return agent.policy.actor.sample(next_features, agent.actor_generator)[0]
+
+
 def update(agent, sample: Callable[[], Batch], config: SACConfig,
            actor_executor: concurrent.futures.Executor | None = None) -> dict[str, torch.Tensor]:
     """``utd_ratio`` critic steps, the last one together with the actor and temperature step
     (all three from the same parameters, as HIL-SERL's learner), then Polyak.
 
-    With ``actor_executor`` (one worker thread) the actor's gradients are computed there while
-    this thread computes the critic's: the same result, sooner when torch runs single-threaded
-    (state only on 2 cores: 76 instead of 48 updates/s). Returns detached stats.
+    With ``actor_executor`` (one worker thread) the actor's work runs there: each step's next
+    actions while this thread evaluates the critic, then the actor's gradients while this
+    thread computes the critic's. The same result (the actor's noise has its own generator,
+    drawn in the same order), sooner when torch runs single-threaded (state only on 2 cores:
+    80-87 instead of 48 updates/s). Returns detached stats.
     """
     info = {}
     for step in range(config.utd_ratio):
         # 1. Critic (+ encoder, + gripper critic) on a fresh half-demo half-online batch.
         batch = sample()
         features = agent.encode(batch.observation)
+        with torch.no_grad():
+            next_features = agent.encode(batch.next_observation)
+        next_action = _run(actor_executor, next_actions, agent, next_features)
         last = step == config.utd_ratio - 1
         if last:
             # 2. Actor + temperature on the same batch; features detached (the encoder learns
             # from the critic only, as DrQ-v2).
             actor_job = _run(actor_executor, actor_and_temperature_gradients, agent,
                              features.detach(), batch.observation.privileged, config)
-        with torch.no_grad():
-            next_features = agent.encode(batch.next_observation)
-        loss, info_c = critic_loss(agent, batch, features, next_features, config)
+        loss, info_c = critic_loss(agent, batch, features, next_features, config,
+                                   next_action.result)
         info.update(info_c)
         if agent.policy.gripper is not None:
             loss_g, info_g = gripper_critic_loss(agent, batch, features, next_features, config)

@@ -12,12 +12,13 @@ from hilserl_learner.observation import ObservationSpec
 from hilserl_learner.rl.agent import SACAgent
 from hilserl_learner.rl.buffer import Batch, ObsBatch
 from hilserl_learner.rl.encoders import EncoderConfig
-from hilserl_learner.rl.networks import Actor
+from hilserl_learner.rl.networks import Actor, CriticEnsemble
 from hilserl_learner.rl.sac_rlpd import (
     SACConfig,
     actor_loss,
     critic_loss,
     gripper_critic_loss,
+    next_actions,
     polyak,
     temperature_loss,
     update,
@@ -168,12 +169,15 @@ def test_actor_and_temperature_step_read_the_critic_before_its_step():
     f = before.encode(first.observation)
     with torch.no_grad():
         nf = before.encode(first.next_observation)
-    loss, _ = critic_loss(before, first, f, nf, update_critic_only)
+    # The actor's generator draws each step's next actions, then the actor loss's noise.
+    loss, _ = critic_loss(before, first, f, nf, update_critic_only,
+                          lambda: next_actions(before, nf))
     before.critic_optimizer.zero_grad()
     loss.backward(inputs=before.critic_params)
     torch.nn.utils.clip_grad_norm_(before.critic_params, config.grad_clip_norm)
     before.critic_optimizer.step()
     with torch.no_grad():
+        next_actions(before, before.encode(second.next_observation))
         expected, _ = actor_loss(before, before.encode(second.observation),
                                  second.observation.privileged, before.actor_generator)
     assert torch.allclose(info['actor_loss'], expected, atol=1e-6)
@@ -214,6 +218,48 @@ def test_tanh_gaussian_log_prob_and_its_gradients_match_torch_distributions():
     expected_grads = torch.autograd.grad(expected.sum(), list(actor.parameters()))
     for got, want in zip(grads, expected_grads, strict=True):
         assert torch.allclose(got, want, atol=1e-3, rtol=1e-3)
+
+
+def test_critic_ensemble_is_n_independent_layer_normed_mlps():
+    """Each member equals a plain Linear -> LayerNorm -> ReLU MLP with that member's weights,
+    in value and in every gradient (the batched, in-place and multiply-sum forms are exact)."""
+    torch.manual_seed(3)
+    critic = CriticEnsemble(5, 2, (16, 8), num_critics=3, activation='relu')
+    with torch.no_grad():  # non-trivial LayerNorm affines
+        for p in critic.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    features = torch.randn(32, 5, requires_grad=True)
+    action = torch.randn(32, 2)
+    q = critic(features, action)
+    assert q.shape == (3, 32)
+    q.sum().backward()
+
+    reference_grad = torch.zeros_like(features)
+    for member in range(3):
+        x = torch.cat([features, action], -1)
+        params = []
+        for layer in critic.net:
+            name = type(layer).__name__
+            if name in ('EnsembleLinear', 'EnsembleHead'):
+                w = layer.weight[member].detach().clone().requires_grad_()
+                b = layer.bias[member, 0].detach().clone().requires_grad_()
+                x, params = x @ w + b, params + [(layer, w, b)]
+            elif name == 'EnsembleLayerNorm':
+                w = layer.weight[member, 0].detach().clone().requires_grad_()
+                b = layer.bias[member, 0].detach().clone().requires_grad_()
+                x = torch.nn.functional.layer_norm(x, x.shape[-1:], w, b)
+                params.append((layer, w, b))
+            else:
+                x = torch.relu(x)
+        expected = x.squeeze(-1)
+        assert torch.allclose(q[member], expected, atol=1e-5)
+        inputs = [t for _, w, b in params for t in (w, b)] + [features]
+        grads = torch.autograd.grad(expected.sum(), inputs)
+        reference_grad += grads[-1]
+        for (layer, _, _), gw, gb in zip(params, grads[0:-1:2], grads[1:-1:2], strict=True):
+            assert torch.allclose(layer.weight.grad[member].reshape(gw.shape), gw, atol=1e-5)
+            assert torch.allclose(layer.bias.grad[member].reshape(gb.shape), gb, atol=1e-5)
+    assert torch.allclose(features.grad, reference_grad, atol=1e-5)
 
 
 def test_actor_loss_does_not_train_the_critic_or_encoder():
