@@ -3,9 +3,7 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -21,6 +19,7 @@ from hilserl_safety.nodes import conversions
 from hilserl_safety.nodes.parameters import declare_parameters, read_parameters
 from hilserl_safety.params import SafetyFilterParams, loosened_fields
 from hilserl_safety.supervisor import SafetySupervisor
+from so101_driver.nodes.process import run_lifecycle_node
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 KEEP_ALL = QoSProfile(depth=1000, history=HistoryPolicy.KEEP_ALL,
@@ -292,20 +291,7 @@ class SafetyFilterNode(LifecycleNode):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SafetyFilterNode()
-        if node.get_parameter('autostart').value:
-            node.trigger_configure()
-            node.trigger_activate()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_lifecycle_node(SafetyFilterNode, args)
 
 
 if __name__ == '__main__':

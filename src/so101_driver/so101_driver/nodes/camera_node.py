@@ -12,9 +12,7 @@ Configure opens the camera (and fails with the reason when it cannot); activate 
 capture thread; a camera that disappears is reopened every ``reconnect_interval_s``.
 """
 from diagnostic_msgs.msg import DiagnosticArray
-import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
@@ -22,6 +20,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from so101_driver.camera import CameraStream, OpenCvCamera
 from so101_driver.errors import CameraError
 from so101_driver.nodes import conversions, parameters
+from so101_driver.nodes.process import run_lifecycle_node
 from so101_driver.params import CameraParams
 
 NODE_NAME = 'camera'
@@ -187,20 +186,7 @@ class CameraNode(LifecycleNode):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = CameraNode()
-        if node.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            node.trigger_activate()  # a failed configure was reported; the node stays up
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.release()
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_lifecycle_node(CameraNode, args)
 
 
 if __name__ == '__main__':

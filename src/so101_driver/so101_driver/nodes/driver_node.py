@@ -29,9 +29,7 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
-import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock as ClockMessage
@@ -49,6 +47,7 @@ from so101_driver.driver_loop import DriverLoop
 from so101_driver.errors import CommandError, DriverError
 from so101_driver.model_files import JOINT_NAMES
 from so101_driver.nodes import conversions, parameters
+from so101_driver.nodes.process import run_lifecycle_node
 from so101_driver.params import DriverParams, SimParams
 from so101_driver.trajectory import TrajectoryCommand
 
@@ -400,20 +399,7 @@ def main(args=None) -> None:
     # Offscreen rendering without a display (a robot computer, CI): EGL unless the user chose.
     os.environ.setdefault('MUJOCO_GL', 'egl')
     os.environ.setdefault('PYOPENGL_PLATFORM', os.environ['MUJOCO_GL'])
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = DriverNode()
-        if node.autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            node.trigger_activate()  # a failed configure was reported; the node stays up
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.release()
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_lifecycle_node(DriverNode, args)
 
 
 if __name__ == '__main__':
