@@ -55,13 +55,13 @@ class LearnerParams:
     """Seed of network initialisation, sampling and augmentation."""
     num_threads: int = 0
     """torch intra-op threads of the learner process; 0 = automatic: 1 without cameras (the
-    state-only networks' small matmuls run faster on one thread: 48 vs 30 updates/s measured on
-    2 cores), all cores with cameras."""
+    state-only networks' small matmuls run faster on one thread: 55-60 vs 31 updates/s measured
+    on 2 cores), all cores with cameras."""
     actor_step_thread: bool = True
-    """When torch runs on one thread (state only by default), compute the actor and temperature
-    gradients on a second thread while the critic's are computed (same result; 76 instead of
-    48 LeRobot-like state-only updates/s measured on 2 cores). Not used with more torch
-    threads."""
+    """When torch runs on one thread (state only by default), run the actor's work (next
+    actions, actor and temperature gradients) on a second thread while the critic's is computed
+    (same result; 78-96 instead of 55-60 LeRobot-like state-only updates/s measured on 2
+    cores). Not used with more torch threads."""
 
     # --- outputs ---
     run_dir: str = 'runs/learner'

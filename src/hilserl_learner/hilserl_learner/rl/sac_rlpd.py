@@ -81,6 +81,12 @@ class SACConfig:
 
 
 # --- losses ----------------------------------------------------------------------------------
+@torch.no_grad()
+def next_actions(agent, next_features: torch.Tensor) -> torch.Tensor:
+    """Next actions a' ~ pi(.|s') for the TD target, from ``agent.actor_generator``."""
+    return agent.policy.actor.sample(next_features, agent.actor_generator)[0]
+
+
 def critic_loss(agent, batch: Batch, features: torch.Tensor, next_features: torch.Tensor,
                 config: SACConfig, next_action: Callable[[], torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor, dict]:
@@ -89,14 +95,14 @@ def critic_loss(agent, batch: Batch, features: torch.Tensor, next_features: torc
     No entropy term in the backup (SERL's backup_entropy=False). ``truncated`` transitions
     bootstrap: only ``terminated`` zeroes the next value. ``next_action`` returns a' drawn
     elsewhere (``update`` draws it on the actor's thread during this forward pass); None: drawn
-    here from torch's global generator.
+    here (``next_actions``).
     """
     batch_size, action_dim = batch.reward.shape[0], agent.action_dim
     q = agent.critic(agent.critic_input(features, batch.observation.privileged),
                      batch.action[:, :action_dim])
     with torch.no_grad():
         next_action = (next_action() if next_action is not None
-                       else agent.policy.actor.sample(next_features)[0])
+                       else next_actions(agent, next_features))
         next_input = agent.critic_input(next_features, batch.next_observation.privileged)
         target_qs = agent.target_critic(next_input, next_action)
         if config.critic_subsample:
@@ -184,12 +190,6 @@ def _run(executor: concurrent.futures.Executor | None, function, *args
     future = concurrent.futures.Future()
     future.set_result(function(*args))
     return future
-
-
-@torch.no_grad()
-def next_actions(agent, next_features: torch.Tensor) -> torch.Tensor:
-    """Next actions a' ~ pi(.|s') for the TD target, from ``agent.actor_generator``."""
-    return agent.policy.actor.sample(next_features, agent.actor_generator)[0]
 
 
 def update(agent, sample: Callable[[], Batch], config: SACConfig,
