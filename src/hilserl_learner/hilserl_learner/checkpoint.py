@@ -7,7 +7,7 @@ crash leaves either the old or the new checkpoint, never a half-written one.
 
 ``capture`` runs on the training thread between two updates and only copies tensors (a few MB);
 ``write`` runs on a background thread and saves the buffers while ingestion goes on
-(``ReplayBuffer.save``).
+(``ReplayBuffer.save``), fsyncing everything before the rename.
 """
 import copy
 import dataclasses
@@ -22,6 +22,9 @@ from hilserl_learner.errors import CheckpointError
 
 CHECKPOINTS = 'checkpoints'
 LATEST = 'latest'
+# SACConfig fields that shape the networks (or what they compute): a checkpoint resumes only
+# with the same values. The others (learning rates, discount, utd_ratio, ...) may change.
+STRUCTURAL_SAC_FIELDS = ('num_critics', 'hidden_dims', 'activation', 'asymmetric_critic')
 
 
 @dataclasses.dataclass
@@ -56,28 +59,63 @@ def checkpoint_root(learner) -> pathlib.Path:
     return pathlib.Path(learner.params.run_dir) / CHECKPOINTS
 
 
+INGESTION_COUNTERS = ('received', 'rejected', 'dropped')
+
+
 def write(learner, snapshot: Snapshot) -> pathlib.Path:
-    """Write ``snapshot`` and both buffers atomically; prune old checkpoints."""
+    """Write both buffers and ``snapshot`` atomically and durably; prune old checkpoints.
+
+    The ingestion counters, rejection reasons and drop tracking are taken with the buffers
+    (not with the networks), so a resumed learner's counts match the transitions it holds.
+    Every file is fsynced before the rename and ``latest`` names the new checkpoint only then:
+    after a crash or a power cut, ``latest`` names a complete checkpoint.
+    """
     root = checkpoint_root(learner)
     root.mkdir(parents=True, exist_ok=True)
     name = f"ckpt-{snapshot.counters.get('updates', 0):010d}-{time.time_ns() // 1_000_000}"
     tmp, final = root / f'.tmp-{name}', root / name
     tmp.mkdir()
     try:
-        torch.save({f.name: getattr(snapshot, f.name) for f in dataclasses.fields(snapshot)},
-                   tmp / 'agent.pt')
+        with learner.lock:
+            ingestion = {'counters': {k: learner.counters[k] for k in INGESTION_COUNTERS},
+                         'rejections': dict(learner.rejections),
+                         'episode_steps': list(learner._episode_steps.items())}
         for label, buffer in (('online', learner.mixer.online), ('demo', learner.mixer.demo)):
             (tmp / label).mkdir()
             buffer.save(tmp / label, learner.lock)
+        saved = {f.name: getattr(snapshot, f.name) for f in dataclasses.fields(snapshot)}
+        saved['counters'] = dict(saved['counters'], **ingestion['counters'])
+        saved['ingestion'] = ingestion
+        torch.save(saved, tmp / 'agent.pt')
+        _fsync_tree(tmp)
         os.rename(tmp, final)
+        _fsync(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     pointer = root / f'.{LATEST}.tmp'
     pointer.write_text(name)
+    _fsync(pointer)
     os.replace(pointer, root / LATEST)
+    _fsync(root)
     _prune(root, keep=learner.params.keep_checkpoints, newest=name)
     return final
+
+
+def _fsync(path: pathlib.Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _fsync_tree(directory: pathlib.Path) -> None:
+    """Flush every file and directory under ``directory`` (and itself) to the disk."""
+    for parent, _, files in os.walk(directory):
+        for file in files:
+            _fsync(pathlib.Path(parent) / file)
+        _fsync(pathlib.Path(parent))
 
 
 def _prune(root: pathlib.Path, keep: int, newest: str) -> None:
@@ -101,6 +139,11 @@ def latest(run_dir: str) -> pathlib.Path:
     return root / name
 
 
+def _plain(value):
+    """Tuples and lists compare equal (a checkpoint may hold either)."""
+    return list(value) if isinstance(value, (tuple, list)) else value
+
+
 def restore(learner) -> pathlib.Path:
     """Load the newest checkpoint of ``learner.params.run_dir`` into ``learner``."""
     from hilserl_learner.learner import PolicyWeights
@@ -115,10 +158,25 @@ def restore(learner) -> pathlib.Path:
         if saved[key] != current[key]:
             raise CheckpointError(f'{directory} was made with another {key} configuration: '
                                   f'{saved[key]} != {current[key]}')
-    learner.agent.load_state_dict(data['agent'])
+    changed = {name: (saved['sac'].get(name), current['sac'][name])
+               for name in STRUCTURAL_SAC_FIELDS
+               if _plain(saved['sac'].get(name)) != _plain(current['sac'][name])}
+    if changed:
+        raise CheckpointError(f'{directory} was made with other networks: ' + ', '.join(
+            f'sac.{name} {old!r} there, {new!r} now' for name, (old, new) in changed.items()))
+    try:
+        learner.agent.load_state_dict(data['agent'])
+    except RuntimeError as error:  # a shape that no configuration field explains
+        raise CheckpointError(f'{directory}: the networks do not match: {error}') from error
     learner.agent.load_optimizer_state(data['optimizers'])
     learner.counters.clear()
     learner.counters.update(data['counters'])
+    ingestion = data.get('ingestion')  # absent in checkpoints before it was saved
+    if ingestion is not None:
+        learner.rejections.clear()
+        learner.rejections.update(ingestion['rejections'])
+        learner._episode_steps.clear()
+        learner._episode_steps.update((tuple(k), v) for k, v in ingestion['episode_steps'])
     learner.set_rng_state(data['rng'])
     if data['weights'] is not None:
         version, blob, checksum = data['weights']

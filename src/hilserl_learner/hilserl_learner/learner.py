@@ -93,6 +93,7 @@ class Learner:
             concurrent.futures.ThreadPoolExecutor(1, 'actor_step')
             if params.actor_step_thread and torch.get_num_threads() == 1 else None)
         self._pending_checkpoint: concurrent.futures.Future | None = None
+        self.last_checkpoint_error = ''
 
     # --- ingestion ---------------------------------------------------------------------------
     def add_transition(self, transition: Transition) -> bool:
@@ -112,15 +113,24 @@ class Learner:
         return True
 
     def _gap(self, transition: Transition) -> int:
-        """Steps missing before this one in its episode (messages lost in transport)."""
+        """Steps missing before this one in its episode (messages lost in transport).
+
+        A gap inside an episode, and the lost first steps of an episode from a source heard
+        before (an episode that starts at step k > 0); not the first episode seen from a
+        source (the learner may start after the actor) nor the lost last steps of an episode
+        (nothing says how long it was).
+        """
         key = (transition.source, transition.episode_id)
         last = self._episode_steps.pop(key, None)
+        if last is None:
+            heard_before = any(source == transition.source for source, _ in self._episode_steps)
+            missing = transition.step_index if heard_before else 0
+        else:
+            missing = max(transition.step_index - last - 1, 0)
         self._episode_steps[key] = transition.step_index
         if len(self._episode_steps) > _EPISODES_TRACKED:
             self._episode_steps.popitem(last=False)
-        if last is None or transition.step_index <= last:
-            return 0
-        return transition.step_index - last - 1
+        return missing
 
     def add_demo_transitions(self, transitions) -> int:
         """Bulk-add demonstrations to the demo buffer (validated); returns how many were kept."""
@@ -224,6 +234,8 @@ class Learner:
                      actor_updates=self.counters['actor_updates'],
                      policy_version=self._weights.version if self._weights else 0,
                      training=self.ready, checkpoints_skipped=self.counters['ckpt_skipped'],
+                     checkpoints_failed=self.counters['ckpt_failed'],
+                     last_checkpoint_error=self.last_checkpoint_error,
                      losses=dict(self.last_info))
         return stats
 
@@ -233,20 +245,37 @@ class Learner:
         return ckpt.capture(self)
 
     def checkpoint_async(self) -> bool:
-        """Capture now, write in the background; False if the previous write is still going."""
+        """Capture now, write in the background; False if the previous write is still going.
+
+        A write that fails is counted (``counters['ckpt_failed']``) and its error kept in
+        ``last_checkpoint_error`` for the node to report; training goes on.
+        """
         if self._pending_checkpoint is not None and not self._pending_checkpoint.done():
             self.counters['ckpt_skipped'] += 1
             return False
         snapshot = self.capture()
         self._pending_checkpoint = self._writer.submit(ckpt.write, self, snapshot)
+        self._pending_checkpoint.add_done_callback(self._record_checkpoint_failure)
         return True
 
+    def _record_checkpoint_failure(self, future: concurrent.futures.Future) -> None:
+        error = future.exception()
+        if error is not None:
+            self.counters['ckpt_failed'] += 1
+            self.last_checkpoint_error = f'{type(error).__name__}: {error}'
+
     def checkpoint_now(self) -> str:
-        """Capture and write synchronously (shutdown); returns the checkpoint directory."""
-        self.wait_for_checkpoint()
+        """Capture and write synchronously (shutdown); returns the checkpoint directory.
+
+        Waits for a background write still going first; its failure, if any, was recorded
+        already and does not stop this one.
+        """
+        if self._pending_checkpoint is not None:
+            concurrent.futures.wait([self._pending_checkpoint])
         return str(ckpt.write(self, self.capture()))
 
     def wait_for_checkpoint(self, timeout_s: float | None = None) -> None:
+        """Wait for the background write; raises its error if it failed."""
         if self._pending_checkpoint is not None:
             self._pending_checkpoint.result(timeout=timeout_s)
 

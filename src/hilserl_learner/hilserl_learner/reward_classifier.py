@@ -214,7 +214,8 @@ class TrainResult:
     model: RewardClassifier
     """The best model (by validation balanced accuracy), in eval mode."""
     best: dict
-    """Validation metrics of the best epoch (plus 'epoch')."""
+    """Validation metrics of the best epoch at probability 0.5 (plus 'epoch'), and with
+    ``threshold`` other than 0.5 the same at that threshold ('accuracy_at_threshold', ...)."""
     history: list[dict]
     """Per epoch: train loss, validation loss and metrics, seconds."""
     train_frames: int
@@ -222,7 +223,8 @@ class TrainResult:
 
 
 def train(images: dict[str, np.ndarray], success: np.ndarray, episode: np.ndarray,
-          config: ClassifierConfig, camera_names=None, log=print) -> TrainResult:
+          config: ClassifierConfig, camera_names=None, log=print,
+          threshold: float = 0.5) -> TrainResult:
     """Train a reward classifier on labelled frames (module docstring)."""
     camera_names = tuple(camera_names or images)
     missing = [c for c in camera_names if c not in images]
@@ -270,6 +272,12 @@ def train(images: dict[str, np.ndarray], success: np.ndarray, episode: np.ndarra
         if best is None or key > (best['balanced_accuracy'], best['accuracy'],
                                   -best['val_loss']):
             best, best_state = scores, copy.deepcopy(model.state_dict())
+            best_probabilities = probabilities
+    if threshold != 0.5:  # also at the threshold the model is saved (and used) with
+        at_threshold = metrics(best_probabilities, val_labels, threshold)
+        best.update({f'{k}_at_threshold': at_threshold[k]
+                     for k in ('accuracy', 'balanced_accuracy', 'precision', 'recall')},
+                    threshold=threshold)
     model.load_state_dict(best_state)
     model.eval()
     return TrainResult(model, best, history, len(train_index), len(val_index))

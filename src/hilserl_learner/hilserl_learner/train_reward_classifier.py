@@ -90,7 +90,8 @@ def main(argv=None, out=sys.stdout) -> int:
             f'from {len(np.unique(frames.episode))} episodes; cameras '
             f'{", ".join(frames.images)}; images '
             f'{"x".join(map(str, next(iter(frames.images.values())).shape[1:3]))}')
-        result = rc.train(frames.images, frames.success, frames.episode, config, log=log)
+        result = rc.train(frames.images, frames.success, frames.episode, config, log=log,
+                          threshold=options.threshold)
         # The crop the frames were cut with: the given one, else the recorded one.
         crop_dict = content if content is not None else _recorded_crop(options.bags)
         best = {**result.best, 'train_frames': result.train_frames,
@@ -101,7 +102,9 @@ def main(argv=None, out=sys.stdout) -> int:
         out.write(f'train_reward_classifier: error: {error}\n')
         return 1
     summary = {k: best[k] for k in ('epoch', 'accuracy', 'balanced_accuracy', 'precision',
-                                    'recall', 'train_frames', 'val_frames')}
+                                    'recall', 'threshold', 'accuracy_at_threshold',
+                                    'precision_at_threshold', 'recall_at_threshold',
+                                    'train_frames', 'val_frames') if k in best}
     summary['seconds'] = round(time.monotonic() - started, 1)
     log('best (validation): ' + json.dumps(summary))
     log(f'saved reward classifier: {path.resolve()} (actor parameter reward_classifier_path)')

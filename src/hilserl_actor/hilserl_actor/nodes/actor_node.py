@@ -24,7 +24,6 @@ from hilserl_actor.actions import (
 from hilserl_actor.episode import ActorInputs, ActorLoop, ResetOutcome, generate_run_id
 from hilserl_actor.nodes import conversions
 from hilserl_actor.nodes.parameters import declare_from_dataclass, params_from_node, summary
-from hilserl_actor.nodes.process import run_lifecycle_node
 from hilserl_actor.observation_builder import ObservationBuilder
 from hilserl_actor.params import ActorParams
 from hilserl_actor.success import load_classifier_success
@@ -42,6 +41,7 @@ from hilserl_msgs.msg import Observation as ObservationMsg
 from hilserl_msgs.msg import Transition as TransitionMsg
 from hilserl_msgs.srv import ResetEpisode
 from so101_driver.kinematics import So101Kinematics
+from so101_driver.nodes.process import run_lifecycle_node
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 KEEP_ALL = QoSProfile(depth=1000, history=HistoryPolicy.KEEP_ALL,
@@ -348,7 +348,7 @@ class ActorNode(LifecycleNode):
 
 
 def main(args=None):
-    run_lifecycle_node(ActorNode, 'stop_on_exit', args)
+    run_lifecycle_node(ActorNode, args, on_exit='stop_on_exit')
 
 
 if __name__ == '__main__':

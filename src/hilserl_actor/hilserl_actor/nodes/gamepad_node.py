@@ -9,11 +9,11 @@ from sensor_msgs.msg import Joy
 from hilserl_actor.errors import GamepadError
 from hilserl_actor.nodes import conversions
 from hilserl_actor.nodes.parameters import declare_from_dataclass, params_from_node, summary
-from hilserl_actor.nodes.process import init_with_exit_signals, spin
 from hilserl_actor.nodes.teleop_outputs import JOY_QOS
 from hilserl_actor.params import GamepadParams
 from hilserl_actor.teleop.joy_layout import JoyPublishScheduler
 from hilserl_actor.teleop.sdl_gamepad import SdlGamepad
+from so101_driver.nodes.process import init_with_exit_signals, spin
 
 NO_PAD_WARNING_PERIOD_S = 10.0
 

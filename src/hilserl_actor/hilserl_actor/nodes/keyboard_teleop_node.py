@@ -10,13 +10,13 @@ from rclpy.node import Node
 
 from hilserl_actor.errors import TerminalError
 from hilserl_actor.nodes.parameters import declare_from_dataclass, params_from_node, summary
-from hilserl_actor.nodes.process import exit_requested, init_with_exit_signals
 from hilserl_actor.nodes.teleop_outputs import TeleopPublishers
 from hilserl_actor.params import KeyboardTeleopParams
 from hilserl_actor.teleop import terminal
 from hilserl_actor.teleop.keyboard import HELP_KEYS, KeyboardTeleop, KeyDecoder
 from hilserl_actor.teleop.session import SessionSettings, TeleopSession
 from hilserl_actor.teleop.types import InputDevice, TeleopOutputs
+from so101_driver.nodes.process import exit_requested, init_with_exit_signals
 
 
 class KeyboardTeleopNode(Node):

@@ -7,11 +7,11 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from hilserl_actor.leader_arm import LeaderArm, LeaderArmError, default_leader_calibration_path
 from hilserl_actor.nodes import conversions
 from hilserl_actor.nodes.parameters import declare_from_dataclass, params_from_node, summary
-from hilserl_actor.nodes.process import run_lifecycle_node
 from hilserl_actor.nodes.teleop_outputs import INTERVENTION_QOS, INTERVENTION_TOPIC
 from hilserl_actor.params import LeaderArmParams
 from hilserl_msgs.msg import InterventionState, JointCommand
 from so101_driver.errors import DriverError
+from so101_driver.nodes.process import run_lifecycle_node
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 COMMAND_TOPIC = '/hilserl/human/joint_command'
@@ -190,7 +190,7 @@ class LeaderArmNode(LifecycleNode):
 
 
 def main(args=None):
-    run_lifecycle_node(LeaderArmNode, 'release_on_exit', args)
+    run_lifecycle_node(LeaderArmNode, args, on_exit='release_on_exit')
 
 
 if __name__ == '__main__':

@@ -6,7 +6,6 @@ from sensor_msgs.msg import JointState
 
 from hilserl_actor.nodes import conversions
 from hilserl_actor.nodes.parameters import declare_from_dataclass, params_from_node, summary
-from hilserl_actor.nodes.process import run_lifecycle_node
 from hilserl_actor.nodes.teleop_outputs import (
     COMMAND_QOS,
     HUMAN_COMMAND_TOPIC,
@@ -29,6 +28,7 @@ from hilserl_msgs.msg import (
     JointCommand,
     SimGroundTruth,
 )
+from so101_driver.nodes.process import run_lifecycle_node
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 KEEP_ALL = QoSProfile(depth=1000, history=HistoryPolicy.KEEP_ALL,
@@ -246,7 +246,7 @@ class OracleNode(LifecycleNode):
 
 
 def main(args=None):
-    run_lifecycle_node(OracleNode, 'release_on_exit', args)
+    run_lifecycle_node(OracleNode, args, on_exit='release_on_exit')
 
 
 if __name__ == '__main__':

@@ -9,13 +9,13 @@ from sensor_msgs.msg import Joy
 from hilserl_actor.errors import MalformedJoyError, TeleopError
 from hilserl_actor.nodes import conversions
 from hilserl_actor.nodes.parameters import declare_from_dataclass, params_from_node, summary
-from hilserl_actor.nodes.process import run_lifecycle_node
 from hilserl_actor.nodes.teleop_outputs import JOY_QOS, JOY_TOPIC, TeleopPublishers
 from hilserl_actor.params import TeleopParams
 from hilserl_actor.teleop.gamepad import GamepadSettings, GamepadTeleop
 from hilserl_actor.teleop.mapping import load_mapping
 from hilserl_actor.teleop.session import SessionSettings, TeleopSession
 from hilserl_actor.teleop.types import InputDevice, TeleopOutputs
+from so101_driver.nodes.process import run_lifecycle_node
 
 PACKAGE = 'hilserl_actor'
 
@@ -155,7 +155,7 @@ class TeleopNode(LifecycleNode):
 
 
 def main(args=None):
-    run_lifecycle_node(TeleopNode, 'release_on_exit', args)
+    run_lifecycle_node(TeleopNode, args, on_exit='release_on_exit')
 
 
 if __name__ == '__main__':

@@ -43,6 +43,9 @@ def observation_from_msg(msg: ObservationMsg) -> Observation:
     if len(msg.camera_names) != len(msg.images):
         raise InvalidTransitionError(
             'camera_names', f'{len(msg.camera_names)} camera names for {len(msg.images)} images')
+    if len(set(msg.camera_names)) != len(msg.camera_names):
+        raise InvalidTransitionError(
+            'camera_names', f'a camera name appears twice: {list(msg.camera_names)}')
     return Observation(
         state=np.asarray(msg.state, np.float32),
         images={name: image_to_array(image, name)
@@ -107,6 +110,8 @@ def stats_to_msg(stats: dict, updates_per_s: float, transitions_per_s: float) ->
         setattr(msg, name, float(losses.get(name, float('nan'))))
     extra = {k: v for k, v in losses.items() if k not in _LOSS_FIELDS
              and k != 'gripper_critic_loss'}
+    extra.update(checkpoints_skipped=stats['checkpoints_skipped'],
+                 checkpoints_failed=stats['checkpoints_failed'])
     msg.extra_names = list(extra)
     msg.extra_values = [float(v) for v in extra.values()]
     return msg

@@ -16,6 +16,7 @@ and releases everything; shutdown (and SIGINT) writes the final checkpoint.
 import array
 import contextlib
 import pathlib
+import signal
 import threading
 import time
 
@@ -25,6 +26,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 
 from hilserl_learner.errors import InvalidTransitionError, LearnerError
 from hilserl_learner.learner import Learner
@@ -44,6 +46,7 @@ WEIGHTS_SERVICE = '/hilserl/get_policy_weights'
 TRANSITIONS_QOS = QoSProfile(depth=1000, history=HistoryPolicy.KEEP_ALL,
                              reliability=ReliabilityPolicy.RELIABLE)
 STATS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+WAKE_PERIOD_S = 0.1
 
 
 class LearnerNode(LifecycleNode):
@@ -84,6 +87,12 @@ class LearnerNode(LifecycleNode):
             f'demo {params.demo_capacity} transitions; torch threads {params.threads()}'
             f"{' + actor step thread' if self.learner.actor_step_threaded else ''}; "
             f'policy version {self.learner.weights_for(0)[0].version}')
+        if (params.camera_names and encoder.freeze_trunk and encoder.cache_trunk_features
+                and sac.drq_pad):
+            self.get_logger().warning(
+                'DrQ random shifts do not apply to the cameras: their frozen trunk features are '
+                'cached per frame (encoder.cache_trunk_features). Set it false to shift the '
+                'pixels every update, at the cost of running the trunk on every batch.')
         return TransitionCallbackReturn.SUCCESS
 
     def _prepare(self, params: LearnerParams) -> None:
@@ -157,10 +166,12 @@ class LearnerNode(LifecycleNode):
             try:
                 path = self.learner.checkpoint_now()
                 self.get_logger().info(f'final checkpoint: {path}')
-            except (LearnerError, OSError) as error:
-                self.get_logger().error(f'final checkpoint failed: {error}')
-            self.learner.close()
-            self.learner = None
+            except Exception as error:  # noqa: BLE001 - e.g. torch.save on a full disk
+                self.get_logger().error(
+                    f'final checkpoint failed: {type(error).__name__}: {error}')
+            finally:
+                self.learner.close()
+                self.learner = None
         _destroy((self._service, self.destroy_service),
                  (self._stats_publisher, self.destroy_publisher),
                  (self._diagnostics_publisher, self.destroy_publisher))
@@ -214,6 +225,10 @@ class LearnerNode(LifecycleNode):
         if learner is None:
             return
         stats = learner.stats()
+        if stats['checkpoints_failed']:
+            self.get_logger().error(f"checkpoint write failed ({stats['checkpoints_failed']} "
+                                    f"so far): {stats['last_checkpoint_error']}",
+                                    throttle_duration_sec=60.0)
         now = time.monotonic()
         then, updates, received = self._last_stats
         elapsed = max(now - then, 1e-6)
@@ -231,6 +246,10 @@ class LearnerNode(LifecycleNode):
         status = DiagnosticStatus(name='learner', hardware_id='hilserl_learner')
         if self._training_error:
             status.level, status.message = DiagnosticStatus.ERROR, self._training_error
+        elif stats['checkpoints_failed']:
+            status.level = DiagnosticStatus.ERROR
+            status.message = (f"{stats['checkpoints_failed']} checkpoint write(s) failed, "
+                              f"last: {stats['last_checkpoint_error']}")
         elif stats['transitions_rejected'] or stats['transitions_dropped']:
             status.level = DiagnosticStatus.WARN
             status.message = (f"{stats['transitions_rejected']} rejected, "
@@ -265,9 +284,27 @@ def _destroy(*pairs) -> None:
                 destroy(handle)
 
 
+_exit_signal: list[str] = []
+
+
+def _request_exit(signum, frame):
+    if _exit_signal:  # a second signal forces the exit while the final checkpoint is written
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+    _exit_signal.append(signal.Signals(signum).name)
+
+
 def main(args=None):
-    rclpy.init(args=args)
-    node = None
+    """Spin until SIGINT/SIGTERM/SIGHUP, then stop training and write the final checkpoint.
+
+    Our own signal handlers (not rclpy's): they only record the request, which the spin loop
+    sees within ``WAKE_PERIOD_S``. rclpy's raise KeyboardInterrupt wherever the main thread
+    is and shut the context down under a running executor, which can end the process with
+    "the given context is not valid" instead of a clean exit.
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _request_exit)
+    node = executor = None
     try:
         node = LearnerNode()
         executor = MultiThreadedExecutor(num_threads=4)
@@ -275,10 +312,13 @@ def main(args=None):
         if (node.get_parameter('autostart').value
                 and node.trigger_configure() == TransitionCallbackReturn.SUCCESS):
             node.trigger_activate()
-        executor.spin()
+        while rclpy.ok() and not _exit_signal:
+            executor.spin_once(timeout_sec=WAKE_PERIOD_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        if executor is not None:
+            executor.shutdown(timeout_sec=1.0)
         if node is not None:
             node.finish()
             node.destroy_node()

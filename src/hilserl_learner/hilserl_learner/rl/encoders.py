@@ -151,6 +151,7 @@ class ResNet10Trunk(nn.Module):
                              persistent=False)
         self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0,
                              persistent=False)
+        self.train()  # BatchNorm in eval mode from the start, not only after a .train() call
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -163,6 +164,9 @@ class ResNet10Trunk(nn.Module):
         x = (pixels.permute(0, 3, 1, 2).contiguous() - self.mean) / self.std
         x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+BATCH_NORM_STATISTICS = ('running_mean', 'running_var', 'num_batches_tracked')
 
 
 def load_trunk_checkpoint(trunk: nn.Module, path: str) -> None:
@@ -275,11 +279,15 @@ class ObservationEncoder(nn.Module):
         return torch.cat(parts, dim=-1)
 
     def trainable_state_dict(self, prefix: str = '') -> dict[str, torch.Tensor]:
-        """Parameters and buffers except those of frozen trunks (what a weight push carries)."""
+        """What a weight push carries: every tensor that training changes. Not a frozen
+        trunk, nor a trained trunk's BatchNorm statistics (held in eval mode, so they stay
+        those of the checkpoint file, which the actor loads itself).
+        """
         return {prefix + k: v for k, v in self.state_dict().items()
-                if not self._is_frozen_key(k)}
+                if not self._is_fixed_key(k)}
 
-    def _is_frozen_key(self, key: str) -> bool:
+    def _is_fixed_key(self, key: str) -> bool:
         parts = key.split('.')
-        return (len(parts) > 2 and parts[0] == 'cameras' and parts[2] == 'trunk'
-                and self.cameras[parts[1]].trunk_frozen)
+        in_trunk = len(parts) > 2 and parts[0] == 'cameras' and parts[2] == 'trunk'
+        return in_trunk and (self.cameras[parts[1]].trunk_frozen
+                             or parts[-1] in BATCH_NORM_STATISTICS)

@@ -103,7 +103,14 @@ def test_next_observation_at_truncation_and_termination_is_the_real_one(codec):
     np.testing.assert_array_equal(buffer.data['next_state'][last_of_first], [0, 5])
     next_slot = buffer.data['next_seq'][last_of_first] % buffer.frame_capacity
     assert np.all(buffer.frames['front'][next_slot] == frame_value(0, 5, 0))
-    assert_consistent(sample_all(buffer, 256))
+    arrays = sample_all(buffer, 256)
+    assert_consistent(arrays)
+    # What the update bootstraps on: only the terminal step (episode 1, step 3) stops it; the
+    # truncated one (episode 0, step 4) is sampled as not terminated.
+    episodes, steps = arrays.fields['state'].astype(int).T
+    terminal = (episodes == 1) & (steps == 3)
+    np.testing.assert_array_equal(arrays.fields['terminated'], terminal.astype(np.float32))
+    assert terminal.any() and ((episodes == 0) & (steps == 4)).any()
 
 
 @pytest.mark.parametrize('codec', ['none', 'lz4'])

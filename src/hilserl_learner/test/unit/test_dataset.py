@@ -269,7 +269,10 @@ def test_train_reward_classifier_command_trains_on_bags_and_saves_the_model(
     loaded = reward_classifier.load(model)
     assert loaded.camera_names == ('front',) and loaded.image_size == (16, 16)
     assert loaded.crop == ds.RECORDED_CROP.to_dict()  # the crop the frames were cut with
-    assert set(loaded.metrics) >= {'accuracy', 'precision', 'recall', 'val_frames'}
+    assert set(loaded.metrics) >= {'accuracy', 'precision', 'recall', 'val_frames',
+                                   'precision_at_threshold', 'recall_at_threshold'}
+    assert loaded.metrics['threshold'] == loaded.threshold == 0.85 and (
+        '"precision_at_threshold"' in printed)
     # An impossible accuracy bar gives exit code 3 (the model is still written).
     assert train_reward_classifier.main(
         [str(out), '--output', str(model), '--epochs', '1', '--steps-per-epoch', '1',

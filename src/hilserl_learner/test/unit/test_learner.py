@@ -1,4 +1,6 @@
 """Learner core: validation and counters, drops, BC, the training loop, checkpoint and resume."""
+import dataclasses
+import pathlib
 import threading
 import time
 
@@ -95,6 +97,15 @@ def test_gaps_in_step_index_are_counted_as_dropped(tmp_path):
     assert learner.stats()['online_buffer_size'] == 27
 
 
+def test_lost_first_steps_of_an_episode_are_counted_as_dropped(tmp_path):
+    learner = make_learner(tmp_path)
+    transitions = list(stream(30))
+    del transitions[20:22]  # episode 2 arrives from step 2 on
+    for transition in transitions[3:]:  # episode 0 from step 3: the learner started late
+        assert learner.add_transition(transition)
+    assert learner.stats()['transitions_dropped'] == 2
+
+
 def test_training_loop_crosses_learning_starts_and_publishes_weights(tmp_path):
     learner = make_learner(tmp_path, learning_starts=40, weights_period_s=0.05,
                            stats_every_updates=1)
@@ -154,6 +165,8 @@ def fill_and_train(learner, count=120, updates=3):
 def test_checkpoint_then_resume_restores_everything_exactly(tmp_path, frame_compression):
     learner = make_learner(tmp_path, frame_compression=frame_compression)
     fill_and_train(learner)
+    for transition in bad_transitions().values():
+        learner.add_transition(transition)
     directory = learner.checkpoint_now()
     assert not list((tmp_path / 'run' / 'checkpoints').glob('.tmp-*'))
 
@@ -178,6 +191,8 @@ def test_checkpoint_then_resume_restores_everything_exactly(tmp_path, frame_comp
         live = np.arange(a.data['obs_seq'][a.head], a.next_frame_seq) % a.frame_capacity
         np.testing.assert_array_equal(a.frames['front'][live], b.frames['front'][live])
     assert resumed.counters == learner.counters
+    assert resumed.rejections == learner.rejections and sum(resumed.rejections.values()) > 0
+    assert resumed._episode_steps == learner._episode_steps
     assert resumed.weights_for(0)[0].version == learner.weights_for(0)[0].version
     assert resumed.mixer.rng.bit_generator.state == learner.mixer.rng.bit_generator.state
 
@@ -214,6 +229,34 @@ def test_resume_rejects_a_checkpoint_of_another_configuration(tmp_path):
         other.resume()
     with pytest.raises(CheckpointError, match='no checkpoint'):
         make_learner(tmp_path / 'empty').resume()
+    params = learner.params
+    for change, named in (({'num_critics': 3}, 'sac.num_critics'),
+                          ({'hidden_dims': (16, 8)}, 'sac.hidden_dims')):
+        other = Learner(params, dataclasses.replace(SAC, **change), ENCODER)
+        with pytest.raises(CheckpointError, match=named):
+            other.resume()
+    # learning rates, utd_ratio, discount may change between runs
+    Learner(params, dataclasses.replace(SAC, utd_ratio=4, critic_lr=1e-4), ENCODER).resume()
+
+
+def test_a_failed_background_checkpoint_is_reported_and_the_final_one_still_written(
+        tmp_path, monkeypatch):
+    learner = make_learner(tmp_path)
+    fill_and_train(learner, updates=1)
+    write = checkpoint.write
+
+    def disk_full(*args):
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(checkpoint, 'write', disk_full)
+    assert learner.checkpoint_async()
+    with pytest.raises(OSError):
+        learner.wait_for_checkpoint(30)
+    stats = learner.stats()
+    assert stats['checkpoints_failed'] == 1
+    assert 'No space left on device' in stats['last_checkpoint_error']
+    monkeypatch.setattr(checkpoint, 'write', write)
+    directory = learner.checkpoint_now()  # the shutdown checkpoint is not stopped by it
+    assert checkpoint.latest(str(tmp_path / 'run')) == pathlib.Path(directory)
 
 
 def test_memory_limit_is_enforced(tmp_path):

@@ -44,6 +44,11 @@ def resnet_checkpoint(tmp_path):
     torch.manual_seed(7)
     path = tmp_path / 'resnet10.pt'
     state = ResNet10Trunk().state_dict()
+    for key, value in state.items():  # pretrained-like BatchNorm statistics, not 0 and 1
+        if key.endswith('running_mean'):
+            value.normal_(0.0, 0.1)
+        elif key.endswith('running_var'):
+            value.uniform_(0.5, 2.0)
     state['fc.weight'] = torch.zeros(10, 512)  # a classifier head is ignored
     torch.save(state, path)
     return path
@@ -109,6 +114,25 @@ def test_frozen_resnet_trunk_is_never_sent_and_loaded_locally(tmp_path, resnet_c
     torch.save(ResNet10Trunk().state_dict(), resnet_checkpoint)
     with pytest.raises(ConfigurationError, match='sha256'):
         Policy(config)
+
+
+def test_a_trained_resnet_trunk_is_sent_without_its_fixed_batch_norm_statistics(
+        tmp_path, resnet_checkpoint):
+    encoder = EncoderConfig(trunk='resnet10', trunk_checkpoint=str(resnet_checkpoint),
+                            freeze_trunk=False, image_latent_dim=8, proprio_latent_dim=8)
+    learner = make_learner(tmp_path, encoder, size=(32, 32))
+    with torch.no_grad():  # as if training had moved the trunk
+        for parameter in learner.agent.policy.encoder.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    weights = learner.publish_weights()
+    keys = decode_weights(weights.blob, weights.checksum).keys()
+    assert 'encoder.cameras.front.trunk.bn1.weight' in keys  # trained: sent
+    assert not any(key.endswith(('running_mean', 'running_var', 'num_batches_tracked'))
+                   for key in keys)  # held in eval mode: the actor has them from the file
+    policy = Policy.from_config_json(weights.config_json)
+    policy.load_weights(weights.blob, weights.checksum, weights.version)
+    obs = observation((32, 32))
+    np.testing.assert_allclose(policy.act(obs), agent_action(learner, obs), atol=1e-5)
 
 
 def test_cached_trunk_features_match_the_pixel_path(tmp_path, resnet_checkpoint):

@@ -86,9 +86,12 @@ def test_training_learns_a_visible_success_and_the_file_round_trips(tmp_path):
     config = rc.ClassifierConfig(encoder=TINY, epochs=4, steps_per_epoch=25, batch_size=16,
                                  hidden_dim=16, learning_rate=3e-3)
     lines = []
-    result = rc.train(images, success, episode, config, log=lines.append)
+    result = rc.train(images, success, episode, config, log=lines.append, threshold=0.7)
     assert len(lines) == 4 and 'precision' in lines[0] and 'recall' in lines[0]
     assert result.best['accuracy'] == 1.0
+    # the same validation frames judged at the saved threshold: recall cannot rise with it
+    assert result.best['threshold'] == 0.7
+    assert 0 <= result.best['recall_at_threshold'] <= result.best['recall']
     crop = {'front': {'roi': [0, 0, 16, 16], 'output': [16, 16]}}
     path = rc.save(tmp_path / 'models' / 'classifier.pt', result.model, config, crop,
                    result.best, threshold=0.7)

@@ -85,12 +85,11 @@ def test_terminated_does_not_bootstrap_and_truncated_does():
         agent.target_critic.net[-1].weight.zero_()
         agent.target_critic.net[-1].bias.fill_(5.0)
     terminal, truncated = make_batch(agent, terminated=1.0), make_batch(agent, terminated=0.0)
-    for batch, expected in ((terminal, batch_reward := terminal.reward),
+    for batch, expected in ((terminal, terminal.reward),
                             (truncated, truncated.reward + config.discount * 5.0)):
         f, nf = features(agent, batch)
         _, info = critic_loss(agent, batch, f, nf, config)
         assert torch.isclose(info['mean_target_q'], expected.mean(), atol=1e-5)
-    assert batch_reward is terminal.reward
 
 
 def test_no_entropy_in_the_backup_and_critic_subset():
@@ -112,15 +111,30 @@ def test_no_entropy_in_the_backup_and_critic_subset():
 
 def test_gripper_target_uses_double_dqn_and_the_penalty():
     agent, config = make_agent(gripper=True)
-    batch = make_batch(agent, terminated=1.0)
-    f, nf = features(agent, batch)
+    # Online heads [1, 3, 2] pick 'stay' (index 1), target heads [10, 20, 40]: Double DQN
+    # bootstraps from the target's value of the online argmax (20), neither from the target's
+    # own maximum (40) nor from the online value (3).
     with torch.no_grad():
         agent.policy.gripper.net[-1].weight.zero_()
-        agent.policy.gripper.net[-1].bias.copy_(torch.tensor([1.0, 2.0, 3.0]))
-    loss, info = gripper_critic_loss(agent, batch, f, nf, config)
-    q = torch.tensor([1.0, 2.0, 3.0])[batch.action[:, 2].long()]
-    expected = ((q - (batch.reward - 0.02)) ** 2).mean()
-    assert torch.isclose(loss, expected, atol=1e-5)
+        agent.policy.gripper.net[-1].bias.copy_(torch.tensor([1.0, 3.0, 2.0]))
+        agent.target_gripper.net[-1].weight.zero_()
+        agent.target_gripper.net[-1].bias.copy_(torch.tensor([10.0, 20.0, 40.0]))
+    online = torch.tensor([1.0, 3.0, 2.0])
+    for terminated, next_q in ((0.0, 20.0), (1.0, 0.0)):  # argmax online = 1 -> target 20
+        batch = make_batch(agent, terminated=terminated)
+        f, nf = features(agent, batch)
+        loss, info = gripper_critic_loss(agent, batch, f, nf, config)
+        q = online[batch.action[:, 2].long()]
+        target = batch.reward + batch.gripper_penalty + config.discount * next_q
+        assert torch.isclose(loss, ((q - target) ** 2).mean(), atol=1e-4), terminated
+        assert torch.isclose(info['gripper_mean_q'], q.mean())
+    # the penalty reaches this critic's reward only, not the SAC critic's target
+    agent.target_critic.net[-1].weight.data.zero_()
+    agent.target_critic.net[-1].bias.data.fill_(0.0)
+    batch = make_batch(agent, terminated=1.0)
+    f, nf = features(agent, batch)
+    _, info = critic_loss(agent, batch, f, nf, config)
+    assert torch.isclose(info['mean_target_q'], batch.reward.mean())
 
 
 def test_temperature_rises_when_entropy_is_below_target():
