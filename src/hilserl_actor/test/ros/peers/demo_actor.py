@@ -75,7 +75,10 @@ def main() -> None:
                 raise TimeoutError('no subscriber on ' + ', '.join(
                     t for t, p in publishers.items() if p.get_subscription_count() == 0))
             rclpy.spin_once(node, timeout_sec=0.05)
-        time.sleep(0.2)  # let every reader finish matching
+        # A writer may see a reader (count > 0, possibly a lingering endpoint of an earlier
+        # process) before that reader has matched the writer: a volatile reader drops what
+        # came before its match. Under CI load 0.2 s lost an episode's first message once.
+        time.sleep(1.0)
         for topic, message in messages:
             publishers[topic].publish(message)
             rclpy.spin_once(node, timeout_sec=args.period)
