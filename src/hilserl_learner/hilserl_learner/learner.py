@@ -248,21 +248,26 @@ class Learner:
         """Capture now, write in the background; False if the previous write is still going.
 
         A write that fails is counted (``counters['ckpt_failed']``) and its error kept in
-        ``last_checkpoint_error`` for the node to report; training goes on.
+        ``last_checkpoint_error`` (until a later write works) for the node to report; training
+        goes on.
         """
         if self._pending_checkpoint is not None and not self._pending_checkpoint.done():
             self.counters['ckpt_skipped'] += 1
             return False
         snapshot = self.capture()
-        self._pending_checkpoint = self._writer.submit(ckpt.write, self, snapshot)
-        self._pending_checkpoint.add_done_callback(self._record_checkpoint_failure)
+        self._pending_checkpoint = self._writer.submit(self._write_checkpoint, snapshot)
         return True
 
-    def _record_checkpoint_failure(self, future: concurrent.futures.Future) -> None:
-        error = future.exception()
-        if error is not None:
+    def _write_checkpoint(self, snapshot: ckpt.Snapshot):
+        """The background write; its outcome is recorded before its future completes."""
+        try:
+            directory = ckpt.write(self, snapshot)
+        except Exception as error:
             self.counters['ckpt_failed'] += 1
             self.last_checkpoint_error = f'{type(error).__name__}: {error}'
+            raise
+        self.last_checkpoint_error = ''  # the newest write worked: no longer an error
+        return directory
 
     def checkpoint_now(self) -> str:
         """Capture and write synchronously (shutdown); returns the checkpoint directory.

@@ -225,7 +225,7 @@ class LearnerNode(LifecycleNode):
         if learner is None:
             return
         stats = learner.stats()
-        if stats['checkpoints_failed']:
+        if stats['last_checkpoint_error']:
             self.get_logger().error(f"checkpoint write failed ({stats['checkpoints_failed']} "
                                     f"so far): {stats['last_checkpoint_error']}",
                                     throttle_duration_sec=60.0)
@@ -246,10 +246,10 @@ class LearnerNode(LifecycleNode):
         status = DiagnosticStatus(name='learner', hardware_id='hilserl_learner')
         if self._training_error:
             status.level, status.message = DiagnosticStatus.ERROR, self._training_error
-        elif stats['checkpoints_failed']:
+        elif stats['last_checkpoint_error']:
             status.level = DiagnosticStatus.ERROR
-            status.message = (f"{stats['checkpoints_failed']} checkpoint write(s) failed, "
-                              f"last: {stats['last_checkpoint_error']}")
+            status.message = (f"the last checkpoint write failed ({stats['checkpoints_failed']} "
+                              f"so far): {stats['last_checkpoint_error']}")
         elif stats['transitions_rejected'] or stats['transitions_dropped']:
             status.level = DiagnosticStatus.WARN
             status.message = (f"{stats['transitions_rejected']} rejected, "

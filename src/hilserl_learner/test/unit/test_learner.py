@@ -257,6 +257,10 @@ def test_a_failed_background_checkpoint_is_reported_and_the_final_one_still_writ
     monkeypatch.setattr(checkpoint, 'write', write)
     directory = learner.checkpoint_now()  # the shutdown checkpoint is not stopped by it
     assert checkpoint.latest(str(tmp_path / 'run')) == pathlib.Path(directory)
+    assert learner.checkpoint_async()  # a later background write works: no longer an error
+    learner.wait_for_checkpoint(30)
+    stats = learner.stats()
+    assert stats['last_checkpoint_error'] == '' and stats['checkpoints_failed'] == 1
 
 
 def test_memory_limit_is_enforced(tmp_path):
