@@ -244,15 +244,28 @@ def load_transitions(path, spec: ObservationSpec, crop=None, labels=fmt.KEPT_LAB
     (re-crops from the raw frames unless it equals the recorded crop). DatasetError on
     anything that does not fit ``spec``.
     """
+    for _, transition in load_labelled_transitions(path, spec, crop, labels,
+                                                   include_interrupted):
+        yield transition
+
+
+def load_labelled_transitions(path, spec: ObservationSpec, crop=None, labels=fmt.KEPT_LABELS,
+                              include_interrupted: bool = False):
+    """As ``load_transitions``, each transition with its episode's label: (label, transition);
+    the label is None for a saved demo buffer (it keeps no labels).
+    """
     if demo_buffer.is_demo_buffer(path):
-        yield from demo_buffer.iter_transitions(path, spec)
+        for transition in demo_buffer.iter_transitions(path, spec):
+            yield None, transition
         return
     crop, content = load_crop(crop)
     labels = tuple(labels) + ((fmt.LABEL_INTERRUPTED,) if include_interrupted else ())
     for directory in find_episodes(path, labels):
-        recrop = _crop_for(fmt.read_sidecar(directory), crop, content) is not None
-        yield from episode_transitions(read_episode(directory, raw_frames=recrop), spec, crop,
-                                       content)
+        info = fmt.read_sidecar(directory)
+        recrop = _crop_for(info, crop, content) is not None
+        for transition in episode_transitions(read_episode(directory, raw_frames=recrop), spec,
+                                              crop, content):
+            yield info.label, transition
 
 
 # --- labelled frames --------------------------------------------------------------------------

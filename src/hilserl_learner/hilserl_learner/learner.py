@@ -93,6 +93,7 @@ class Learner:
             concurrent.futures.ThreadPoolExecutor(1, 'actor_step')
             if params.actor_step_thread and torch.get_num_threads() == 1 else None)
         self._pending_checkpoint: concurrent.futures.Future | None = None
+        self._bc_slots: np.ndarray | None = None  # demo slots BC learns from (None: all)
         self.last_checkpoint_error = ''
 
     # --- ingestion ---------------------------------------------------------------------------
@@ -146,10 +147,24 @@ class Learner:
         return kept
 
     def load_demo_dataset(self, path: str) -> int:
-        """Load recorded demonstrations via ``hilserl_learner.dataset.load_transitions``."""
+        """Load recorded demonstrations (``hilserl_learner.dataset``) into the demo buffer; the
+        BC warm start then learns from those of success-labelled episodes only, unless
+        ``bc_success_only`` is false (a saved demo buffer has no labels: all of it).
+        """
         from hilserl_learner import dataset
+        from hilserl_learner import demo_format as fmt
 
-        return self.add_demo_transitions(dataset.load_transitions(path, self.spec))
+        for_bc = []
+
+        def transitions():
+            for label, transition in dataset.load_labelled_transitions(path, self.spec):
+                for_bc.append(not self.params.bc_success_only
+                              or label in (None, fmt.LABEL_SUCCESS))
+                yield transition
+        kept = self.add_demo_transitions(transitions())
+        live = self.mixer.demo.live_slots(kept)
+        self._bc_slots = live[np.asarray(for_bc[len(for_bc) - len(live):], bool)]
+        return kept
 
     # --- training ----------------------------------------------------------------------------
     @property
@@ -161,22 +176,30 @@ class Learner:
             return self.mixer.sample()
 
     def bc_warm_start(self, steps: int) -> dict[str, float]:
-        """``steps`` behaviour-cloning steps of the actor and encoder on the demo buffer."""
+        """``steps`` behaviour-cloning steps of the actor and encoder on the demo buffer (on
+        the success episodes of the last ``load_demo_dataset``, when it selected some).
+        """
         if steps == 0 or len(self.mixer.demo) == 0:
             return {}
+        slots = self._bc_slots
+        if slots is not None and len(slots) == 0:
+            raise DatasetError('the BC warm start has no demonstrations to learn from: the '
+                               'demo dataset holds no episode labelled success (set '
+                               'bc_success_only false to clone all of them)')
         params = self.agent.actor_params + [
             p for p in self.agent.policy.encoder.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=self.sac.actor_lr)
         info = {}
         for _ in range(steps):
             with self.lock:
-                batch = self.mixer.sample_demos()
+                batch = self.mixer.sample_demos(slots)
             loss, info = bc_loss(self.agent, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward(inputs=params)
             optimizer.step()
         self.counters['bc_steps'] += steps
-        return {k: float(v) for k, v in info.items()}
+        bc_transitions = len(self.mixer.demo) if slots is None else len(slots)
+        return {**{k: float(v) for k, v in info.items()}, 'bc_transitions': bc_transitions}
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One ``update()``: utd_ratio critic steps, one actor and temperature step, Polyak."""

@@ -48,6 +48,10 @@ class LearnerParams:
     """Online transitions received before the first update."""
     bc_steps: int = 0
     """Behaviour-cloning gradient steps on the demo buffer before RL (0 = none)."""
+    bc_success_only: bool = True
+    """BC learns only from the demo_dataset's episodes labelled success (failure episodes,
+    recorded for the reward classifier, still go to the demo buffer for RL). A saved demo
+    buffer keeps no labels: all of it is used."""
     demo_dataset: str = ''
     """Recorded demonstrations to load at configure ('' = none): a folder of episode bags
     (success and failure episodes, recorded images) or a demo buffer saved by load_demos."""

@@ -418,16 +418,28 @@ class ReplayBuffer:
         self.size -= 1
 
     # --- sampling ----------------------------------------------------------------------------
+    def live_slots(self, newest: int) -> np.ndarray:
+        """Slots of the ``newest`` most recently added transitions still held, oldest first
+        (the ring is FIFO: the live transitions are the last ``size`` added, in order).
+        """
+        newest = min(newest, self.size)
+        return (self.head + self.size - newest + np.arange(newest)) % self.capacity
+
     def sample_into(self, out: BatchArrays, start: int, count: int, rng: np.random.Generator,
-                    shift_pad: int = 0, gather_executor=None) -> None:
+                    shift_pad: int = 0, gather_executor=None,
+                    slots: np.ndarray | None = None) -> None:
         """Write ``count`` uniformly drawn transitions into ``out`` rows [start, start+count).
 
         Frames are copied (decoded, shifted) per camera and observation side: on
         ``gather_executor``'s threads when given (numpy copies and LZ4 release the GIL).
+        ``slots``: draw only among these live slots (``live_slots``), e.g. BC's success demos.
         """
-        if self.size == 0:
+        if self.size == 0 or (slots is not None and len(slots) == 0):
             raise ValueError('cannot sample from an empty buffer')
-        idx = (self.head + rng.integers(0, self.size, size=count)) % self.capacity
+        if slots is None:
+            idx = (self.head + rng.integers(0, self.size, size=count)) % self.capacity
+        else:
+            idx = slots[rng.integers(0, len(slots), size=count)]
         rows = slice(start, start + count)
         d, f = self.data, out.fields
         for name in ('state', 'next_state', 'privileged', 'next_privileged', 'action',

@@ -75,8 +75,8 @@ class RLPDMixer:
                                     self.shift_pad, self._gather)
         return self._arrays.as_batch()
 
-    def sample_demos(self) -> Batch:
-        """A batch drawn from the demo buffer only (BC warm start)."""
+    def sample_demos(self, slots: np.ndarray | None = None) -> Batch:
+        """A batch drawn from the demo buffer only (BC warm start), among ``slots`` if given."""
         self.demo.sample_into(self._arrays, 0, self.batch_size, self.rng, self.shift_pad,
-                              self._gather)
+                              self._gather, slots)
         return self._arrays.as_batch()

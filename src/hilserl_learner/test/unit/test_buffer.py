@@ -244,3 +244,20 @@ def test_save_load_round_trip_and_codec_mismatch(tmp_path, codec):
 def test_sampling_an_empty_buffer_fails_clearly():
     with pytest.raises(ValueError, match='empty'):
         sample_all(ReplayBuffer(SPEC, capacity=4))
+
+
+def test_live_slots_name_the_newest_transitions_and_restrict_sampling():
+    buffer = ReplayBuffer(SPEC, capacity=8, frame_capacity=40)
+    for episode in range(3):
+        for transition in episode_transitions(episode, 5):  # 15 added, the ring holds 8
+            buffer.add(transition)
+    newest = buffer.live_slots(4)  # episode 2, steps 1-4
+    np.testing.assert_array_equal(buffer.data['state'][newest],
+                                  [[2, step] for step in range(1, 5)])
+    assert len(buffer.live_slots(100)) == 8  # no more than the buffer holds
+    arrays = BatchArrays(SPEC, 64, dict.fromkeys(SPEC.camera_names, (8, 8, 3)))
+    buffer.sample_into(arrays, 0, 64, np.random.default_rng(0), slots=newest[2:])
+    assert {tuple(s) for s in arrays.fields['state'].astype(int)} == {(2, 3), (2, 4)}
+    assert_consistent(arrays)
+    with pytest.raises(ValueError, match='empty'):
+        buffer.sample_into(arrays, 0, 4, np.random.default_rng(0), slots=newest[:0])

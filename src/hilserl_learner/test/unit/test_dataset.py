@@ -241,11 +241,38 @@ def test_the_learner_loads_bags_and_buffers_into_its_demo_buffer(session, tmp_pa
                       proprio_latent_dim=8))
     assert learner.load_demo_dataset(str(session)) == 12
     assert len(learner.mixer.demo) == 12 and len(learner.mixer.online) == 0
-    assert 'bc_loss' in learner.bc_warm_start(2)
+    info = learner.bc_warm_start(2)
+    assert 'bc_loss' in info and info['bc_transitions'] == 5  # the success episode only
+    demo = learner.mixer.demo
+    success_states = {tuple(demo.data['state'][slot]) for slot in learner._bc_slots}
+    assert set(demo.data['episode_id'][learner._bc_slots]) == {0} and len(success_states) == 5
+    batch = learner.mixer.sample_demos(learner._bc_slots)
+    assert {tuple(row) for row in batch.observation.state.numpy()} <= success_states
     demo_buffer.save(dataset.load_transitions(session, SPEC), SPEC, tmp_path / 'buffer')
     assert learner.load_demo_dataset(str(tmp_path / 'buffer')) == 12
     assert len(learner.mixer.demo) == 24
+    assert learner.bc_warm_start(1)['bc_transitions'] == 12  # a saved buffer has no labels
     learner.close()
+
+
+def test_the_bc_warm_start_needs_success_episodes_unless_told_otherwise(tmp_path, typestore):
+    out = tmp_path / 'failures'
+    write_episode(out, 0, ds.EpisodePlan(0, 4, 'failure'), typestore)
+    for success_only, expected in ((True, None), (False, 4)):
+        learner = Learner(LearnerParams(
+            state_dim=4, action_dim=3, discrete_gripper=True, camera_names=('front',),
+            image_height_px=16, image_width_px=16, online_capacity=100, demo_capacity=100,
+            bc_success_only=success_only, run_dir=str(tmp_path / 'run')),
+            SACConfig(batch_size=8, hidden_dims=(8, 8)),
+            EncoderConfig(conv_channels=(4, 4), conv_patch_px=4, image_latent_dim=8,
+                          proprio_latent_dim=8))
+        assert learner.load_demo_dataset(str(out)) == 4
+        if expected is None:
+            with pytest.raises(DatasetError, match='no episode labelled success'):
+                learner.bc_warm_start(1)
+        else:
+            assert learner.bc_warm_start(1)['bc_transitions'] == expected
+        learner.close()
 
 
 def test_train_reward_classifier_command_trains_on_bags_and_saves_the_model(
