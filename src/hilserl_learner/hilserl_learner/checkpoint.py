@@ -139,11 +139,6 @@ def latest(run_dir: str) -> pathlib.Path:
     return root / name
 
 
-def _plain(value):
-    """Tuples and lists compare equal (a checkpoint may hold either)."""
-    return list(value) if isinstance(value, (tuple, list)) else value
-
-
 def restore(learner) -> pathlib.Path:
     """Load the newest checkpoint of ``learner.params.run_dir`` into ``learner``."""
     from hilserl_learner.learner import PolicyWeights
@@ -160,7 +155,7 @@ def restore(learner) -> pathlib.Path:
                                   f'{saved[key]} != {current[key]}')
     changed = {name: (saved['sac'].get(name), current['sac'][name])
                for name in STRUCTURAL_SAC_FIELDS
-               if _plain(saved['sac'].get(name)) != _plain(current['sac'][name])}
+               if saved['sac'].get(name) != current['sac'][name]}
     if changed:
         raise CheckpointError(f'{directory} was made with other networks: ' + ', '.join(
             f'sac.{name} {old!r} there, {new!r} now' for name, (old, new) in changed.items()))

@@ -214,8 +214,8 @@ class TrainResult:
     model: RewardClassifier
     """The best model (by validation balanced accuracy), in eval mode."""
     best: dict
-    """Validation metrics of the best epoch at probability 0.5 (plus 'epoch'), and with
-    ``threshold`` other than 0.5 the same at that threshold ('accuracy_at_threshold', ...)."""
+    """Validation metrics of the best epoch at probability 0.5 (plus 'epoch'), and the same at
+    ``threshold`` ('threshold', 'accuracy_at_threshold', ...)."""
     history: list[dict]
     """Per epoch: train loss, validation loss and metrics, seconds."""
     train_frames: int
@@ -273,11 +273,11 @@ def train(images: dict[str, np.ndarray], success: np.ndarray, episode: np.ndarra
                                   -best['val_loss']):
             best, best_state = scores, copy.deepcopy(model.state_dict())
             best_probabilities = probabilities
-    if threshold != 0.5:  # also at the threshold the model is saved (and used) with
-        at_threshold = metrics(best_probabilities, val_labels, threshold)
-        best.update({f'{k}_at_threshold': at_threshold[k]
-                     for k in ('accuracy', 'balanced_accuracy', 'precision', 'recall')},
-                    threshold=threshold)
+    # also at the threshold the model is saved (and used) with
+    at_threshold = metrics(best_probabilities, val_labels, threshold)
+    best.update({f'{k}_at_threshold': at_threshold[k]
+                 for k in ('accuracy', 'balanced_accuracy', 'precision', 'recall')},
+                threshold=threshold)
     model.load_state_dict(best_state)
     model.eval()
     return TrainResult(model, best, history, len(train_index), len(val_index))

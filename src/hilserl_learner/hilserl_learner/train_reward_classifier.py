@@ -104,7 +104,7 @@ def main(argv=None, out=sys.stdout) -> int:
     summary = {k: best[k] for k in ('epoch', 'accuracy', 'balanced_accuracy', 'precision',
                                     'recall', 'threshold', 'accuracy_at_threshold',
                                     'precision_at_threshold', 'recall_at_threshold',
-                                    'train_frames', 'val_frames') if k in best}
+                                    'train_frames', 'val_frames')}
     summary['seconds'] = round(time.monotonic() - started, 1)
     log('best (validation): ' + json.dumps(summary))
     log(f'saved reward classifier: {path.resolve()} (actor parameter reward_classifier_path)')

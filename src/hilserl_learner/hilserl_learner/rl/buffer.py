@@ -449,10 +449,10 @@ class ReplayBuffer:
         f['is_intervention'][rows] = d['is_intervention'][idx]
         gathers = []
         for seq_name, target in (('obs_seq', out.images), ('next_seq', out.next_images)):
-            slots = d[seq_name][idx] % self.frame_capacity
+            frame_slots = d[seq_name][idx] % self.frame_capacity
             for cam, store in self.frames.items():
                 shift = shift_pad and store.dtype == np.uint8
-                gathers.append(Gather(store, slots, target[cam][rows],
+                gathers.append(Gather(store, frame_slots, target[cam][rows],
                                       random_shifts(count, shift_pad, rng) if shift else None))
         if gather_executor is None or len(gathers) < 2:
             for gather in gathers:
