@@ -22,6 +22,7 @@ is reachable offline, and the compute is the same. Camera cases train on rendere
 (about 20 s to render them first), so decoding compressed frames costs what it costs in use.
 """
 import argparse
+import dataclasses
 import os
 import pathlib
 import statistics
@@ -124,6 +125,43 @@ def matmul_gflops(seconds: float = 2.0) -> float:
         a @ b
         count += 1
     return count * 2 * 256 ** 3 / (time.perf_counter() - start) / 1e9
+
+
+def two_thread_matmul_gflops(seconds: float = 2.0) -> float:
+    """Both cores at once, each Python thread on its own 256x256 matmuls (one torch thread)."""
+    import threading
+
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    counts, start = [0, 0], time.perf_counter()
+
+    def work(index: int) -> None:
+        a, b = torch.randn(256, 256), torch.randn(256, 256)
+        while time.perf_counter() - start < seconds:
+            a @ b
+            counts[index] += 1
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    torch.set_num_threads(threads_before)
+    return sum(counts) * 2 * 256 ** 3 / (time.perf_counter() - start) / 1e9
+
+
+def fixed_cost_ms(run_dir, sac: SACConfig, gripper: bool, seconds: float = 3.0) -> float:
+    """One update's cost apart from its arithmetic: the same update (actor step inline) at
+    batch 8 with 16-wide hidden layers, where the matmuls are negligible: the per-op dispatch,
+    autograd and optimiser bookkeeping that every update pays whatever its size."""
+    tiny = dataclasses.replace(sac, batch_size=8, hidden_dims=(16, 16))
+    learner = make_learner(run_dir, sac=tiny, gripper=gripper, online=600, demo=200)
+    executor, learner._actor_executor = learner._actor_executor, None
+    try:
+        fill(learner, 600)
+        return 1e3 / updates_per_s(learner, seconds)
+    finally:
+        learner._actor_executor = executor
+        learner.close()
 
 
 def updates_per_s(learner, seconds: float) -> float:
@@ -265,6 +303,18 @@ def main() -> None:
               f'steps/s; LeRobot {reference}/s -> {rate / reference:.1f}x; {gflop:.2f} GFLOP '
               f'per update, {gflop * rate:.0f} GFLOP/s{threaded})', flush=True)
         learners[name] = learner
+        if 'LeRobot-like' in name:
+            # What this update could reach here at best: its matmuls at both cores' matmul
+            # peak, plus its fixed per-update cost split perfectly over the two cores.
+            peak = two_thread_matmul_gflops()
+            fixed = fixed_cost_ms(tmp / 'fixed_cost', sac, gripper)
+            floor_ms = gflop / peak * 1e3 + fixed / 2
+            print(f'ceiling for this update on this machine: its {gflop:.2f} GFLOP at two '
+                  f"threads' matmul peak ({peak:.0f} GFLOP/s) take {gflop / peak * 1e3:.2f} ms, "
+                  f'its fixed cost (the same update at batch 8, hidden 16, one thread) '
+                  f'{fixed:.2f} ms; perfectly split over both cores: >= {floor_ms:.2f} ms, '
+                  f'<= {1e3 / floor_ms:.0f} updates/s (4x LeRobot: {4 * reference:.0f})',
+                  flush=True)
 
     if args.only:
         return
