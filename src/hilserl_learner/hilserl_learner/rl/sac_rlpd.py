@@ -2,8 +2,8 @@
 
 Read top to bottom: ``SACConfig``, the three losses (pure functions returning ``(loss, info)``
 with shape asserts, as SERL's), then ``update``: ``utd_ratio`` critic steps on fresh batches,
-the last of them joined by the actor and temperature step (as HIL-SERL's learner does), then
-Polyak averaging of the targets. Paper references for every choice are in docs/sac_rlpd.md.
+the last of them joined by the actor and temperature step (as HIL-SERL's learner does), each
+critic step followed by Polyak averaging of the targets. Paper references for every choice are in docs/sac_rlpd.md.
 """
 from collections.abc import Callable
 import concurrent.futures
@@ -194,8 +194,9 @@ def _run(executor: concurrent.futures.Executor | None, function, *args
 
 def update(agent, sample: Callable[[], Batch], config: SACConfig,
            actor_executor: concurrent.futures.Executor | None = None) -> dict[str, torch.Tensor]:
-    """``utd_ratio`` critic steps, the last one together with the actor and temperature step
-    (all three from the same parameters, as HIL-SERL's learner), then Polyak.
+    """``utd_ratio`` critic steps, each followed by Polyak averaging of the targets (SERL's
+    critic update), the last one together with the actor and temperature step (all three
+    from the same parameters, as HIL-SERL's learner).
 
     With ``actor_executor`` (one worker thread) the actor's work runs there: each step's next
     actions while this thread evaluates the critic, then the actor's gradients while this
@@ -230,9 +231,8 @@ def update(agent, sample: Callable[[], Batch], config: SACConfig,
             agent.actor_optimizer.step()
             agent.temperature_optimizer.step()
         agent.critic_optimizer.step()
-
-    # 3. Polyak: the per-critic-step tau compounded over this update's critic steps.
-    polyak(agent, 1.0 - (1.0 - config.tau) ** config.utd_ratio)
+        # 3. Polyak after every critic step: the next step's TD target already uses it.
+        polyak(agent, config.tau)
     return info
 
 

@@ -154,16 +154,33 @@ def test_update_reads_utd_batches_steps_actor_once_and_polyaks():
         calls.append(1)
         return make_batch(agent, seed=len(calls))
     before = {k: v.clone() for k, v in agent.state_dict().items()}
+    online_after_each_step, targets_seen = [], []
+    critic_step, critic_forward = agent.critic_optimizer.step, agent.target_critic.forward
+
+    def recording_step():
+        critic_step()
+        online_after_each_step.append(agent.critic.net[0].weight.detach().clone())
+
+    def recording_target(*args):
+        targets_seen.append(agent.target_critic.net[0].weight.detach().clone())
+        return critic_forward(*args)
+    agent.critic_optimizer.step = recording_step
+    agent.target_critic.forward = recording_target
     info = update(agent, sample, config)
     assert len(calls) == 3
     assert agent.actor_optimizer.state[agent.actor_params[0]]['step'].item() == 1
     assert agent.critic_optimizer.state[agent.critic_params[0]]['step'].item() == 3
     assert all(np.isfinite(float(v)) for v in info.values())
     moved = agent.state_dict()
-    # Target = lerp(target, online, 1 - (1 - tau)^3), starting from identical copies.
-    key = 'target_critic.net.0.weight'
-    expected = before[key].lerp(moved['critic.net.0.weight'], 1 - (1 - config.tau) ** 3)
-    assert torch.allclose(moved[key], expected, atol=1e-6)
+    # After every critic step: target = lerp(target, online, tau), and the next step's TD
+    # target reads the moved target (SERL).
+    expected = before['target_critic.net.0.weight']
+    assert len(online_after_each_step) == len(targets_seen) == 3
+    for seen, online in zip(targets_seen, online_after_each_step, strict=True):
+        assert torch.equal(seen, expected)
+        expected = expected.lerp(online, config.tau)
+    assert torch.allclose(moved['target_critic.net.0.weight'], expected, atol=1e-7)
+    assert not torch.equal(expected, before['target_critic.net.0.weight'])
     assert not torch.equal(before['policy.actor.mean.weight'], moved['policy.actor.mean.weight'])
     assert not torch.equal(before['log_alpha'], moved['log_alpha'])
 
