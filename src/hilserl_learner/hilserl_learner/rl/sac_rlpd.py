@@ -3,7 +3,8 @@
 Read top to bottom: ``SACConfig``, the three losses (pure functions returning ``(loss, info)``
 with shape asserts, as SERL's), then ``update``: ``utd_ratio`` critic steps on fresh batches,
 the last of them joined by the actor and temperature step (as HIL-SERL's learner does), each
-critic step followed by Polyak averaging of the targets. Paper references for every choice are in docs/sac_rlpd.md.
+critic step followed by Polyak averaging of the targets. Paper references for every choice
+are in docs/sac_rlpd.md.
 """
 from collections.abc import Callable
 import concurrent.futures
