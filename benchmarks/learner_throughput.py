@@ -22,6 +22,7 @@ is reachable offline, and the compute is the same. Camera cases train on rendere
 (about 20 s to render them first), so decoding compressed frames costs what it costs in use.
 """
 import argparse
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -29,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -105,47 +107,48 @@ def fill(learner, transitions: int, episode_length: int = 50, seed: int = 0,
         current = observation() if step == episode_length - 1 else following
 
 
+@contextlib.contextmanager
+def actor_step_inline(learner):
+    """The learner's updates with the actor's work on the calling thread, not its own."""
+    executor, learner._actor_executor = learner._actor_executor, None
+    try:
+        yield learner
+    finally:
+        learner._actor_executor = executor
+
+
 def gflop_per_update(learner) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     # The counter sees the calling thread only: run the actor step inline for it.
-    executor, learner._actor_executor = learner._actor_executor, None
-    try:
-        with FlopCounterMode(display=False) as counter:
-            learner.train_step()
-    finally:
-        learner._actor_executor = executor
+    with actor_step_inline(learner), FlopCounterMode(display=False) as counter:
+        learner.train_step()
     return counter.get_total_flops() / 1e9
 
 
-def matmul_gflops(seconds: float = 2.0) -> float:
-    a, b = torch.randn(256, 256), torch.randn(256, 256)
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        a @ b
-        count += 1
-    return count * 2 * 256 ** 3 / (time.perf_counter() - start) / 1e9
-
-
-def two_thread_matmul_gflops(seconds: float = 2.0) -> float:
-    """Both cores at once, each Python thread on its own 256x256 matmuls (one torch thread)."""
-    import threading
-
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    counts, start = [0, 0], time.perf_counter()
+def matmul_gflops(seconds: float = 2.0, streams: int = 1) -> float:
+    """256x256 float32 matmul GFLOP/s: on the calling thread (its torch threads), or summed
+    over ``streams`` > 1 Python threads, each multiplying its own matrices on one torch thread
+    (a new thread's MKL otherwise uses every core, whatever the caller set)."""
+    counts, start = [0] * streams, time.perf_counter()
 
     def work(index: int) -> None:
+        if streams > 1:
+            torch.set_num_threads(1)
         a, b = torch.randn(256, 256), torch.randn(256, 256)
         while time.perf_counter() - start < seconds:
             a @ b
             counts[index] += 1
-    workers = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    torch.set_num_threads(threads_before)
+    if streams == 1:
+        work(0)
+    else:
+        threads_before = torch.get_num_threads()  # set_num_threads is process-wide
+        workers = [threading.Thread(target=work, args=(i,)) for i in range(streams)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        torch.set_num_threads(threads_before)
     return sum(counts) * 2 * 256 ** 3 / (time.perf_counter() - start) / 1e9
 
 
@@ -155,12 +158,11 @@ def fixed_cost_ms(run_dir, sac: SACConfig, gripper: bool, seconds: float = 3.0) 
     autograd and optimiser bookkeeping that every update pays whatever its size."""
     tiny = dataclasses.replace(sac, batch_size=8, hidden_dims=(16, 16))
     learner = make_learner(run_dir, sac=tiny, gripper=gripper, online=600, demo=200)
-    executor, learner._actor_executor = learner._actor_executor, None
     try:
         fill(learner, 600)
-        return 1e3 / updates_per_s(learner, seconds)
+        with actor_step_inline(learner):
+            return 1e3 / updates_per_s(learner, seconds)
     finally:
-        learner._actor_executor = executor
         learner.close()
 
 
@@ -306,7 +308,7 @@ def main() -> None:
         if 'LeRobot-like' in name:
             # What this update could reach here at best: its matmuls at both cores' matmul
             # peak, plus its fixed per-update cost split perfectly over the two cores.
-            peak = two_thread_matmul_gflops()
+            peak = matmul_gflops(streams=2)
             fixed = fixed_cost_ms(tmp / 'fixed_cost', sac, gripper)
             floor_ms = gflop / peak * 1e3 + fixed / 2
             print(f'ceiling for this update on this machine: its {gflop:.2f} GFLOP at two '
