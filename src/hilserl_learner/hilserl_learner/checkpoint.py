@@ -3,7 +3,10 @@
 Layout: ``<run_dir>/checkpoints/ckpt-<updates>-<ms>/{agent.pt, online/, demo/}`` and
 ``<run_dir>/checkpoints/latest`` naming the newest one. A checkpoint is written into a
 ``.tmp-*`` directory and renamed into place, then ``latest`` is replaced (tmp + rename), so a
-crash leaves either the old or the new checkpoint, never a half-written one.
+crash leaves either the old or the new checkpoint, never a half-written one. A fresh run
+(``resume: false``) in a run directory that holds an earlier run's checkpoints or TensorBoard
+logs first moves them to ``<run_dir>/earlier/<UTC time>/`` (``set_aside_earlier_run``): pruning
+then only ever deletes this run's own older checkpoints, and ``latest`` names one of them.
 
 ``capture`` runs on the training thread between two updates and only copies tensors (a few MB);
 ``write`` runs on a background thread and saves the buffers while ingestion goes on
@@ -22,6 +25,8 @@ from hilserl_learner.errors import CheckpointError
 
 CHECKPOINTS = 'checkpoints'
 LATEST = 'latest'
+TENSORBOARD = 'tensorboard'
+EARLIER = 'earlier'
 # SACConfig fields that shape the networks (or what they compute): a checkpoint resumes only
 # with the same values. The others (learning rates, discount, utd_ratio, ...) may change.
 STRUCTURAL_SAC_FIELDS = ('num_critics', 'hidden_dims', 'activation', 'asymmetric_critic')
@@ -126,6 +131,30 @@ def _prune(root: pathlib.Path, keep: int, newest: str) -> None:
     for stale in root.glob('.tmp-*'):
         if time.time() - stale.stat().st_mtime > 3600:
             shutil.rmtree(stale, ignore_errors=True)
+
+
+def set_aside_earlier_run(run_dir: str) -> pathlib.Path | None:
+    """Move an earlier run's checkpoints and TensorBoard logs out of the way of a fresh run.
+
+    Without this, a fresh run's checkpoints would be pruned against the earlier run's by update
+    count (deleting the new ones while keeping the old) and its curves would overlay the old
+    ones. Nothing is deleted. Returns where they went, or None when there was nothing to move.
+    """
+    run = pathlib.Path(run_dir)
+    outputs = [run / name for name in (CHECKPOINTS, TENSORBOARD)
+               if (run / name).is_dir() and any((run / name).iterdir())]
+    if not outputs:
+        return None
+    stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
+    destination = run / EARLIER / stamp
+    suffix = 1
+    while destination.exists():
+        destination, suffix = run / EARLIER / f'{stamp}-{suffix}', suffix + 1
+    destination.mkdir(parents=True)
+    for output in outputs:
+        os.rename(output, destination / output.name)
+    _fsync(run)
+    return destination
 
 
 def latest(run_dir: str) -> pathlib.Path:

@@ -71,12 +71,14 @@ class LearnerParams:
     run_dir: str = 'runs/learner'
     """Directory of TensorBoard logs and checkpoints."""
     resume: bool = False
-    """Restore networks, optimisers, counters, RNG and buffers from run_dir's newest checkpoint."""
+    """Restore networks, optimisers, counters, RNG and buffers from run_dir's newest checkpoint.
+    false: a fresh run; an earlier run's checkpoints and TensorBoard logs in run_dir are moved
+    to run_dir/earlier/<UTC time>/ first (nothing is deleted)."""
     checkpoint_every_updates: int = 2000
     """Write a checkpoint every this many critic updates (and on shutdown); 0 = only on
     shutdown."""
     keep_checkpoints: int = 2
-    """Checkpoints kept in run_dir/checkpoints (older ones are deleted)."""
+    """Checkpoints of this run kept in run_dir/checkpoints (its older ones are deleted)."""
     weights_period_s: float = 2.0
     """Minimum time between two policy weight versions."""
     stats_period_s: float = 1.0

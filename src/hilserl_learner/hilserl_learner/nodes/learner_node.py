@@ -28,6 +28,7 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
+from hilserl_learner.checkpoint import TENSORBOARD, set_aside_earlier_run
 from hilserl_learner.errors import InvalidTransitionError, LearnerError
 from hilserl_learner.learner import Learner
 from hilserl_learner.nodes import conversions
@@ -99,6 +100,10 @@ class LearnerNode(LifecycleNode):
         learner = self.learner
         if params.resume:
             self.get_logger().info(f'resumed from {learner.resume()}')
+        elif (earlier := set_aside_earlier_run(params.run_dir)) is not None:
+            self.get_logger().warning(
+                f'{params.run_dir} held checkpoints or TensorBoard logs of an earlier run; '
+                f'this run starts fresh (resume: false), so they were moved to {earlier}')
         if params.demo_dataset and not params.resume:
             count = learner.load_demo_dataset(params.demo_dataset)
             self.get_logger().info(f'loaded {count} demo transitions from {params.demo_dataset}')
@@ -112,7 +117,7 @@ class LearnerNode(LifecycleNode):
         from torch.utils.tensorboard import SummaryWriter
 
         run_dir = pathlib.Path(self.learner.params.run_dir)
-        self._tensorboard = SummaryWriter(str(run_dir / 'tensorboard'))
+        self._tensorboard = SummaryWriter(str(run_dir / TENSORBOARD))
         self._service = self.create_service(
             GetPolicyWeights, WEIGHTS_SERVICE, self._on_get_weights,
             callback_group=MutuallyExclusiveCallbackGroup())

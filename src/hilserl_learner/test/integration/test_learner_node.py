@@ -3,7 +3,8 @@
 A publisher process streams transitions (with three invalid ones and one gap), the installed
 learner_node trains, and this test process, as the actor would, fetches successive versions
 of the policy over /hilserl/get_policy_weights and checks that they change the policy's
-output. Then SIGINT (final checkpoint, exit 0) and a restart with resume=true.
+output. Then SIGINT (final checkpoint, exit 0), a restart with resume=true, and a fresh start
+in the same run directory (the earlier run's outputs are moved aside).
 """
 import pathlib
 import sys
@@ -117,3 +118,17 @@ def test_learner_trains_and_serves_changing_weights_then_resumes(ros_client, ros
     assert stats.last.online_buffer_size == 300
     assert stats.last.updates >= updates_before_stop
     assert learner.process.returncode == 0
+
+    # A fresh run in the same directory moves the earlier run's outputs aside (none deleted).
+    ros_processes.stop_all()
+    latest_name = (run_dir / 'checkpoints' / 'latest').read_text()
+    stats.clear()
+    start_learner(ros_processes, run_dir, resume=False)
+    ros_client.bring_up('learner')
+    ros_client.spin_until(lambda: stats.last is not None, 10, 'stats of the fresh run')
+    assert stats.last.online_buffer_size == 0 and stats.last.updates == 0
+    (earlier,) = (run_dir / 'earlier').iterdir()
+    assert (earlier / 'checkpoints' / 'latest').read_text() == latest_name
+    assert (earlier / 'checkpoints' / latest_name / 'agent.pt').is_file()
+    assert (earlier / 'tensorboard').is_dir()
+    assert not (run_dir / 'checkpoints').exists() or not any((run_dir / 'checkpoints').iterdir())

@@ -220,6 +220,33 @@ def test_checkpoints_are_pruned_and_written_in_the_background(tmp_path):
     assert checkpoint.latest(str(tmp_path / 'run')).name == names[-1]
 
 
+def test_a_fresh_run_sets_the_earlier_runs_outputs_aside_and_prunes_only_its_own(tmp_path):
+    run_dir = str(tmp_path / 'run')
+    assert checkpoint.set_aside_earlier_run(run_dir) is None  # nothing there yet
+    earlier = make_learner(tmp_path, keep_checkpoints=2)
+    fill_and_train(earlier, updates=5)
+    earlier_checkpoint = earlier.checkpoint_now()
+    (tmp_path / 'run' / 'tensorboard').mkdir()
+    (tmp_path / 'run' / 'tensorboard' / 'events').write_text('curves')
+    moved = checkpoint.set_aside_earlier_run(run_dir)
+    assert moved.parent == tmp_path / 'run' / 'earlier'
+    assert (moved / 'checkpoints' / pathlib.Path(earlier_checkpoint).name / 'agent.pt').is_file()
+    assert (moved / 'tensorboard' / 'events').read_text() == 'curves'
+    with pytest.raises(CheckpointError, match='no checkpoint'):
+        checkpoint.latest(run_dir)
+    # The fresh run (fewer updates than the earlier one) keeps its own newest checkpoints.
+    fresh = make_learner(tmp_path, keep_checkpoints=2)
+    fill_and_train(fresh, updates=1)
+    written = [pathlib.Path(fresh.checkpoint_now()).name for _ in range(3)]
+    root = tmp_path / 'run' / 'checkpoints'
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == written[1:]
+    assert checkpoint.latest(run_dir).name == written[-1]
+    # A second fresh run in the same second gets its own folder.
+    again = checkpoint.set_aside_earlier_run(run_dir)
+    assert again != moved and again.parent == moved.parent
+    assert sorted(p.name for p in (again / 'checkpoints').iterdir() if p.is_dir()) == written[1:]
+
+
 def test_resume_rejects_a_checkpoint_of_another_configuration(tmp_path):
     learner = make_learner(tmp_path)
     fill_and_train(learner, updates=1)
