@@ -266,9 +266,17 @@ class GraphSequencer:
                   Command.SHUTDOWN: FINALIZED}[command]
         states: dict[str, str] = {}
         failures: list[_StepError] = []
+        gone: list[str] = []
         for node in reversed(nodes):
             try:
                 self._check_abort()
+                if command == Command.SHUTDOWN and not self._client.is_available(node):
+                    # Its lifecycle services are gone: the process has exited (a recorder
+                    # that finished its session, or a crash its exit code reports). It is as
+                    # down as SHUTDOWN would bring it; waiting for it would only fail.
+                    states[node] = UNREACHABLE
+                    gone.append(node)
+                    continue
                 if not self._client.wait_until_available(node, self._timeouts.state_query_s):
                     states[node] = UNREACHABLE
                     raise _StepError(node, 'wait_for_service', 'lifecycle services not available')
@@ -289,8 +297,11 @@ class GraphSequencer:
                 f'node {f.node}: {f.transition} {f.reason} (the node is {states[f.node]})'
                 for f in failures)
             return self._result(command, False, message, states, first.node, first.transition)
-        return self._result(command, True, f'{command.name}: {len(nodes)} node(s) '
-                            f'{target if target != INACTIVE else "at most inactive"}', states)
+        message = (f'{command.name}: {len(nodes) - len(gone)} node(s) '
+                   f'{target if target != INACTIVE else "at most inactive"}')
+        if gone:
+            message += '; already exited: ' + ', '.join(reversed(gone))
+        return self._result(command, True, message, states)
 
     def _drive(self, node: str, goal: str, states: dict[str, str], allowed: set[str]) -> None:
         state = states[node]

@@ -7,8 +7,9 @@ Every node runs as its own process (the installed executable, as ``ros2 run`` wo
 ``--ros-args``), in its own process group, with its output lines prefixed by its name. SIGINT
 and SIGTERM are forwarded: the lifecycle manager is stopped first (it brings the managed nodes
 down in reverse order), then every other node; each gets SIGINT, then SIGTERM, then SIGKILL
-after timeouts. When a required node exits on its own, the graph is stopped and run_graph
-exits non-zero naming it. Nodes that exist only on full ROS 2 installs (rviz2,
+after timeouts. When a required node exits on its own, the graph is stopped: with an error
+naming it when it failed, quietly when it finished (exit code 0, e.g. a recorder done with its
+session). Nodes that exist only on full ROS 2 installs (rviz2,
 robot_state_publisher, joy_node) are skipped with a note.
 
 Exit codes: 0 stopped by SIGINT/SIGTERM (or a required node exited 0), 1 a node failed or an
@@ -157,11 +158,14 @@ class GraphRunner:
                 code = child.process.poll()
                 if code is None:
                     continue
-                if child.node.required:
-                    verdict = 'failed' if code != 0 else 'exited'
-                    self.say(f'ERROR: required node {child.name} {verdict} (exit code {code}); '
+                if child.node.required and code != 0:
+                    self.say(f'ERROR: required node {child.name} failed (exit code {code}); '
                              'stopping the graph')
-                    return 1 if code != 0 else 0
+                    return 1
+                if child.node.required:  # done, e.g. a recorder that finished its session
+                    self.say(f'required node {child.name} finished (exit code 0); stopping '
+                             'the graph')
+                    return 0
                 if not child.reported:
                     child.reported = True
                     self.say(f'{child.name} exited (exit code {code}); not required, going on')

@@ -175,6 +175,20 @@ def test_down_commands_carry_on_past_a_failing_node():
     assert graph.states == {'driver': UNCONFIGURED, 'safety': ACTIVE, 'actor': UNCONFIGURED}
 
 
+def test_shutdown_passes_over_a_node_that_has_exited_but_reset_does_not():
+    graph = FakeGraph.of(state=ACTIVE)
+    graph.unreachable.add('safety')  # its process exited: its lifecycle services are gone
+    result = sequencer(graph).run(Command.SHUTDOWN)
+    assert result.success and result.message.endswith('2 node(s) finalized; already exited: '
+                                                      'safety')
+    assert result.states == {'driver': FINALIZED, 'safety': UNREACHABLE, 'actor': FINALIZED}
+    assert ('safety', 'active_shutdown') not in graph.log
+    graph = FakeGraph.of(state=ACTIVE, unreachable={'safety'})
+    result = sequencer(graph).run(Command.RESET)
+    assert not result.success and result.failed_node == 'safety'
+    assert graph.states == {'driver': UNCONFIGURED, 'safety': ACTIVE, 'actor': UNCONFIGURED}
+
+
 def test_dead_node_is_reported_and_the_rest_reset():
     graph = FakeGraph.of()
     seq = sequencer(graph)

@@ -156,6 +156,17 @@ def test_required_child_exit_stops_the_graph_with_its_name():
     assert pid_gone(children[0].process.pid)
 
 
+def test_required_child_finishing_stops_the_graph_without_an_error():
+    out = io.StringIO()
+    children = [python_child('steady', 'import time\ntime.sleep(60)'),
+                python_child('recorder', 'import time\ntime.sleep(0.5)')]
+    assert GraphRunner(children, out).run() == 0
+    text = out.getvalue()
+    assert 'required node recorder finished (exit code 0); stopping the graph' in text
+    assert 'ERROR' not in text
+    assert pid_gone(children[0].process.pid)
+
+
 def test_stop_first_children_are_stopped_before_the_rest():
     out = io.StringIO()
     record = ('import signal, sys, time, json\n'
