@@ -449,6 +449,11 @@ class RecorderParams:
     max_episodes: int = param(0, min_value=0, max_value=1_000_000)
     """End the session after this many finished (success or failure) episodes: the node then
     exits with code 0, which stops the record_demos graph (0 = until stopped)."""
+    graph_manager: str = param('')
+    """Lifecycle manager node (e.g. /lifecycle_manager) that the node asks, over its
+    ManageGraph service, for an orderly SHUTDOWN of the graph once max_episodes are recorded
+    and before it exits: the manager then takes the exit for the end of the session, not a
+    node failure ('' = exit without asking)."""
     preroll_s: float = param(1.0, min_value=0.0, max_value=30.0)
     """Messages received up to this long before an episode's first transition (the end of
     the reset: start event, observations, joint states) go into its bag; older ones

@@ -345,7 +345,9 @@ DEMO_RECORDER = NodeSpec('hilserl_actor', 'demo_recorder_node', 'demo_recorder',
                          parameter_files=('config/demo_recorder.yaml',),
                          parameters={'output_dir': Arg('output_dir'), 'task': Arg('task'),
                                      'max_episodes': Arg('episodes'),
-                                     'crop_config': Arg('crop_config')},
+                                     'crop_config': Arg('crop_config'),
+                                     # asked for an orderly SHUTDOWN when the session is done
+                                     'graph_manager': 'lifecycle_manager'},
                          managed=True)
 RECORDING = (
     _arg('output_dir', 'demos', 'directory of the episode bags (episode_NNNN/, session.yaml); '

@@ -295,12 +295,13 @@ def test_record_demos_starts_the_recorder_with_the_session_arguments(tmp_path):
     assert default.parameter_files == (CONFIG / 'demo_recorder.yaml',)
     assert default.parameters == {'use_sim_time': True, 'output_dir': 'demos',
                                   'task': 'pick_lift_cube', 'max_episodes': 0,
-                                  'crop_config': ''}
+                                  'crop_config': '', 'graph_manager': 'lifecycle_manager'}
     chosen = recorder(output_dir='/data/demos', task='stack', episodes='15',
                       crop_config=str(crop), backend='real')
     assert chosen.parameters == {'use_sim_time': False, 'output_dir': '/data/demos',
                                  'task': 'stack', 'max_episodes': 15,
-                                 'crop_config': str(crop.resolve())}
+                                 'crop_config': str(crop.resolve()),
+                                 'graph_manager': 'lifecycle_manager'}
     for bad in ({'episodes': '-1'}, {'episodes': 'many'}, {'crop_config': str(tmp_path / 'x')}):
         with pytest.raises(GraphSpecError, match=next(iter(bad))):
             recorder(**bad)

@@ -39,6 +39,7 @@ from hilserl_msgs.msg import (
     SimGroundTruth,
     Transition,
 )
+from hilserl_msgs.srv import ManageGraph
 
 MESSAGE_TYPES = {
     'hilserl_msgs/msg/Transition': Transition, 'hilserl_msgs/msg/Observation': Observation,
@@ -67,6 +68,8 @@ QOS = {
 INSPECTED_TOPICS = (fmt.TRANSITIONS, fmt.OBSERVATION, fmt.EPISODE_STATS, fmt.EPISODE_EVENT)
 TICK_PERIOD_S = 0.1
 DIAGNOSTICS_PERIOD_S = 1.0
+GRAPH_MANAGER_WAIT_S = 5.0
+GRAPH_SHUTDOWN_TIMEOUT_S = 60.0
 
 
 class DemoRecorderNode(LifecycleNode):
@@ -149,6 +152,35 @@ class DemoRecorderNode(LifecycleNode):
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.finish('shutdown')
         return super().on_shutdown(state)
+
+    def shut_the_graph_down(self, executor) -> None:
+        """Ask ``graph_manager`` for SHUTDOWN and wait for its answer, spinning ``executor``
+        meanwhile: the manager drives this node too (down to finalized) while it waits.
+        """
+        manager = self._params.graph_manager if self._params is not None else ''
+        if not manager:
+            return
+        service = f"{manager.rstrip('/')}/manage_graph"
+        client = self.create_client(ManageGraph, service)
+        try:
+            if not client.wait_for_service(timeout_sec=GRAPH_MANAGER_WAIT_S):
+                self.get_logger().warning(f'session complete, but {service} is not available: '
+                                          'exiting without an orderly graph shutdown')
+                return
+            self.get_logger().info(f'session complete: asking {service} for SHUTDOWN')
+            future = client.call_async(ManageGraph.Request(command=ManageGraph.Request.SHUTDOWN))
+            deadline = time.monotonic() + GRAPH_SHUTDOWN_TIMEOUT_S
+            while rclpy.ok() and not future.done() and time.monotonic() < deadline:
+                executor.spin_once(timeout_sec=TICK_PERIOD_S)
+            if not future.done():
+                client.remove_pending_request(future)
+                self.get_logger().warning(f'{service} did not answer SHUTDOWN within '
+                                          f'{GRAPH_SHUTDOWN_TIMEOUT_S:g} s')
+            elif future.exception() is not None or not future.result().success:
+                reason = future.exception() or future.result().message
+                self.get_logger().warning(f'graph SHUTDOWN incomplete: {reason}')
+        finally:
+            self.destroy_client(client)
 
     def finish(self, reason: str) -> None:
         """Finalize the episode being recorded and release everything (idempotent)."""
@@ -254,6 +286,7 @@ def main(args=None):
         while rclpy.ok() and not node.session_done:
             executor.spin_once(timeout_sec=TICK_PERIOD_S)
         if node.session_done:
+            node.shut_the_graph_down(executor)
             node.get_logger().info('session complete: exiting')
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -245,3 +245,31 @@ def test_sigkill_mid_episode_is_repaired_at_the_next_start(ros_client, ros_proce
     assert (info.label, info.end_reason, info.length) == ('interrupted', 'crash', 8)
     counts, steps = mcap_contents(episode)
     assert [s[1] for s in steps] == list(range(8))
+
+
+def test_a_complete_session_asks_the_lifecycle_manager_for_shutdown_then_exits(
+        ros_client, ros_processes, tmp_path):
+    """max_episodes reached: the recorder asks its graph_manager (the installed lifecycle
+    manager) for SHUTDOWN, is finalized by it, and exits 0; the manager does not take the
+    exit for a node failure."""
+    out = tmp_path / 'demos'
+    recorder = start_recorder(ros_processes, out, max_episodes=1,
+                              graph_manager='lifecycle_manager')
+    manager = ros_processes.start_node(
+        'hilserl_bringup', 'lifecycle_manager', name='lifecycle_manager',
+        parameters={'node_names': ['demo_recorder'], 'autostart': True,
+                    'monitor_period_s': 0.1, 'service_timeout_s': 60.0})
+    wait_until(lambda: 'STARTUP: 1 node(s) active' in manager.output(), 60,
+               'the manager bringing the recorder up')
+    start_peer(ros_processes, 'actor', '0:3:success')
+    wait_until(lambda: not recorder.is_running(), 60, 'the recorder exiting')
+    assert recorder.process.returncode == 0, recorder.output()
+    assert session_counts(out) == {'success': 1}
+    log = recorder.output()
+    assert 'asking lifecycle_manager/manage_graph for SHUTDOWN' in log
+    assert 'SHUTDOWN incomplete' not in log and 'did not answer' not in log
+    time.sleep(0.5)  # five health checks after the exit
+    text = manager.output()
+    assert 'SHUTDOWN: 1 node(s) finalized' in text
+    assert 'managed node failed' not in text and 'RESET' not in text
+    assert manager.is_running()
