@@ -100,6 +100,7 @@ class DemoRecorderNode(LifecycleNode):
         self._params: RecorderParams | None = None
         self._subscriptions, self._timers = [], []
         self._diagnostics = None
+        self._graph_manager = None  # ManageGraph client, made at configure, kept until exit
 
     @property
     def session_done(self) -> bool:
@@ -118,6 +119,11 @@ class DemoRecorderNode(LifecycleNode):
         self.recorder, self._params = recorder, params
         self._log(notices)
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        if params.graph_manager and self._graph_manager is None:
+            # Made now, not when the session ends: by then both directions of the service are
+            # matched (Fast DDS drops a response whose reader the server has not matched yet).
+            self._graph_manager = self.create_client(
+                ManageGraph, f"{params.graph_manager.rstrip('/')}/manage_graph")
         self.get_logger().info(
             f'configured: episodes go to {settings.output_dir} '
             f'({recorder.free_mb:.0f} MB free); {summary(params)}')
@@ -157,30 +163,26 @@ class DemoRecorderNode(LifecycleNode):
         """Ask ``graph_manager`` for SHUTDOWN and wait for its answer, spinning ``executor``
         meanwhile: the manager drives this node too (down to finalized) while it waits.
         """
-        manager = self._params.graph_manager if self._params is not None else ''
-        if not manager:
+        client = self._graph_manager
+        if client is None:
             return
-        service = f"{manager.rstrip('/')}/manage_graph"
-        client = self.create_client(ManageGraph, service)
-        try:
-            if not client.wait_for_service(timeout_sec=GRAPH_MANAGER_WAIT_S):
-                self.get_logger().warning(f'session complete, but {service} is not available: '
-                                          'exiting without an orderly graph shutdown')
-                return
-            self.get_logger().info(f'session complete: asking {service} for SHUTDOWN')
-            future = client.call_async(ManageGraph.Request(command=ManageGraph.Request.SHUTDOWN))
-            deadline = time.monotonic() + GRAPH_SHUTDOWN_TIMEOUT_S
-            while rclpy.ok() and not future.done() and time.monotonic() < deadline:
-                executor.spin_once(timeout_sec=TICK_PERIOD_S)
-            if not future.done():
-                client.remove_pending_request(future)
-                self.get_logger().warning(f'{service} did not answer SHUTDOWN within '
-                                          f'{GRAPH_SHUTDOWN_TIMEOUT_S:g} s')
-            elif future.exception() is not None or not future.result().success:
-                reason = future.exception() or future.result().message
-                self.get_logger().warning(f'graph SHUTDOWN incomplete: {reason}')
-        finally:
-            self.destroy_client(client)
+        service = client.srv_name
+        if not client.wait_for_service(timeout_sec=GRAPH_MANAGER_WAIT_S):
+            self.get_logger().warning(f'session complete, but {service} is not available: '
+                                      'exiting without an orderly graph shutdown')
+            return
+        self.get_logger().info(f'session complete: asking {service} for SHUTDOWN')
+        future = client.call_async(ManageGraph.Request(command=ManageGraph.Request.SHUTDOWN))
+        deadline = time.monotonic() + GRAPH_SHUTDOWN_TIMEOUT_S
+        while rclpy.ok() and not future.done() and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=TICK_PERIOD_S)
+        if not future.done():
+            client.remove_pending_request(future)
+            self.get_logger().warning(f'{service} did not answer SHUTDOWN within '
+                                      f'{GRAPH_SHUTDOWN_TIMEOUT_S:g} s')
+        elif future.exception() is not None or not future.result().success:
+            reason = future.exception() or future.result().message
+            self.get_logger().warning(f'graph SHUTDOWN incomplete: {reason}')
 
     def finish(self, reason: str) -> None:
         """Finalize the episode being recorded and release everything (idempotent)."""
