@@ -97,6 +97,8 @@ class Policy:
     def act(self, observation: Observation, deterministic: bool = True) -> np.ndarray:
         """Action for one observation: continuous in [-1, 1], then the gripper command."""
         state = torch.as_tensor(np.asarray(observation.state, np.float32)).unsqueeze(0)
-        images = {name: torch.from_numpy(np.ascontiguousarray(observation.images[name]))
-                  .unsqueeze(0).float() for name in self.spec.camera_names}
+        # float32 copies: images decoded from messages are read-only, which torch warns about.
+        images = {name: torch.from_numpy(np.array(observation.images[name], np.float32,
+                                                  order='C')).unsqueeze(0)
+                  for name in self.spec.camera_names}
         return self.network.act(state, images, deterministic)[0].numpy()

@@ -346,7 +346,8 @@ class ClassifierModel:
                 raise ValueError(f'reward classifier: camera {camera!r} image is '
                                  f'{image.shape}, the classifier takes '
                                  f'{(*self.image_size, 3)}')
-            batch[camera] = torch.from_numpy(np.ascontiguousarray(image)).float()[None]
+            # A float32 copy: message buffers are read-only, which torch warns about.
+            batch[camera] = torch.from_numpy(np.array(image, np.float32, order='C'))[None]
         with torch.no_grad():
             return float(torch.sigmoid(self.model(batch))[0])
 

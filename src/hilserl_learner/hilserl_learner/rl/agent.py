@@ -92,7 +92,8 @@ class SACAgent(nn.Module):
 
         @torch.no_grad()
         def trunk_features(camera: str, frames: np.ndarray) -> np.ndarray:
-            pixels = torch.from_numpy(np.ascontiguousarray(frames)).float()
+            # A float32 copy: frames decoded from messages are read-only (torch warns).
+            pixels = torch.from_numpy(np.array(frames, np.float32, order='C'))
             trunk = self.policy.encoder.cameras[camera].trunk
             return trunk(pixels).to(torch.float16).numpy()
         return trunk_features

@@ -12,6 +12,7 @@ from hilserl_learner.params import LearnerParams
 from hilserl_learner.policy import Policy, decode_weights, encode_weights
 from hilserl_learner.rl.encoders import EncoderConfig, ImageEncoder, ResNet10Trunk
 from hilserl_learner.rl.sac_rlpd import SACConfig
+from hilserl_testing.arrays import only_writable_arrays_to_torch
 
 torch.set_num_threads(1)
 SAC = SACConfig(batch_size=8, hidden_dims=(16, 16))
@@ -68,6 +69,10 @@ def test_weights_round_trip_reproduces_the_learners_policy(tmp_path):
     action = policy.act(obs)
     np.testing.assert_allclose(action, agent_action(learner, obs), atol=1e-6)
     assert action.shape == (4,) and np.all(np.abs(action[:3]) <= 1)
+    decoded = Observation(obs.state, {c: np.frombuffer(i.tobytes(), np.uint8).reshape(i.shape)
+                                      for c, i in obs.images.items()})  # read-only buffers
+    with only_writable_arrays_to_torch():
+        np.testing.assert_allclose(policy.act(decoded), action, atol=1e-6)
     assert action[3] in (0.0, 1.0, 2.0)
     assert policy.version == weights.version
     stochastic = [policy.act(obs, deterministic=False)[:3] for _ in range(3)]
@@ -143,7 +148,10 @@ def test_cached_trunk_features_match_the_pixel_path(tmp_path, resnet_checkpoint)
     assert buffer.frames['front'].dtype == np.float16
     assert buffer.frames['front'].shape[1:] == (512, 2, 2)
     obs = observation((64, 64))
-    stored = buffer.frame_transform('front', obs.images['front'][None])
+    frame = obs.images['front']
+    decoded = np.frombuffer(frame.tobytes(), np.uint8).reshape(1, *frame.shape)  # read-only
+    with only_writable_arrays_to_torch():
+        stored = buffer.frame_transform('front', decoded)
     features = torch.from_numpy(stored).float()
     camera = learner.agent.policy.encoder.cameras['front']
     with torch.no_grad():

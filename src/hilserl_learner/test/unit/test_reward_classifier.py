@@ -8,6 +8,7 @@ import torch
 from hilserl_learner import reward_classifier as rc
 from hilserl_learner.errors import ConfigurationError, DatasetError
 from hilserl_learner.rl.encoders import EncoderConfig
+from hilserl_testing.arrays import only_writable_arrays_to_torch
 
 TINY = EncoderConfig(conv_channels=(4, 4), conv_patch_px=4, image_latent_dim=8,
                      spatial_features=2)
@@ -102,6 +103,10 @@ def test_training_learns_a_visible_success_and_the_file_round_trips(tmp_path):
     frame = {camera: images[camera][7] for camera in images}
     expected = rc.predict(result.model, images, [7])[0]
     assert loaded.probability(frame) == pytest.approx(float(expected), abs=1e-6)
+    decoded = {c: np.frombuffer(f.tobytes(), np.uint8).reshape(f.shape)  # read-only, as from
+               for c, f in frame.items()}                                # a message buffer
+    with only_writable_arrays_to_torch():
+        assert loaded.probability(decoded) == pytest.approx(float(expected), abs=1e-6)
     assert loaded.probability(frame) > 0.5 > loaded.probability(
         {camera: images[camera][0] for camera in images})
     with pytest.raises(ValueError, match='wrist'):
