@@ -162,7 +162,12 @@ def latest(run_dir: str) -> pathlib.Path:
     try:
         name = (root / LATEST).read_text().strip()
     except OSError as error:
-        raise CheckpointError(f'no checkpoint to resume in {root}') from error
+        message = f'no checkpoint to resume in {root}'
+        earlier = sorted((pathlib.Path(run_dir) / EARLIER).glob(f'*/{CHECKPOINTS}/{LATEST}'))
+        if earlier:  # a fresh run moved them aside: say where, and how to resume one
+            message += (f'; the newest earlier run is in {earlier[-1].parent.parent} (move its '
+                        f'{CHECKPOINTS}/ back into {run_dir} to resume it)')
+        raise CheckpointError(message) from error
     if not (root / name / 'agent.pt').is_file():
         raise CheckpointError(f'checkpoint {root / name} is incomplete')
     return root / name

@@ -232,7 +232,7 @@ def test_a_fresh_run_sets_the_earlier_runs_outputs_aside_and_prunes_only_its_own
     assert moved.parent == tmp_path / 'run' / 'earlier'
     assert (moved / 'checkpoints' / pathlib.Path(earlier_checkpoint).name / 'agent.pt').is_file()
     assert (moved / 'tensorboard' / 'events').read_text() == 'curves'
-    with pytest.raises(CheckpointError, match='no checkpoint'):
+    with pytest.raises(CheckpointError, match=f'no checkpoint.*earlier run is in {moved}'):
         checkpoint.latest(run_dir)
     # The fresh run (fewer updates than the earlier one) keeps its own newest checkpoints.
     fresh = make_learner(tmp_path, keep_checkpoints=2)
