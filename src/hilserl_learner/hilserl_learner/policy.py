@@ -20,7 +20,7 @@ import torch
 
 from hilserl_learner.errors import ConfigurationError, WeightsError
 from hilserl_learner.observation import Observation, ObservationSpec
-from hilserl_learner.rl.encoders import EncoderConfig, file_sha256
+from hilserl_learner.rl.encoders import EncoderConfig, file_sha256, float_pixels
 from hilserl_learner.rl.networks import PolicyNetwork
 
 WEIGHTS_FORMAT = 'hilserl-actor-torch-v1'
@@ -97,8 +97,6 @@ class Policy:
     def act(self, observation: Observation, deterministic: bool = True) -> np.ndarray:
         """Action for one observation: continuous in [-1, 1], then the gripper command."""
         state = torch.as_tensor(np.asarray(observation.state, np.float32)).unsqueeze(0)
-        # float32 copies: images decoded from messages are read-only, which torch warns about.
-        images = {name: torch.from_numpy(np.array(observation.images[name], np.float32,
-                                                  order='C')).unsqueeze(0)
+        images = {name: float_pixels(observation.images[name]).unsqueeze(0)
                   for name in self.spec.camera_names}
         return self.network.act(state, images, deterministic)[0].numpy()

@@ -34,7 +34,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from hilserl_learner.errors import ConfigurationError, DatasetError
 from hilserl_learner.rl.buffer import shift_frames_into
-from hilserl_learner.rl.encoders import EncoderConfig, ImageEncoder
+from hilserl_learner.rl.encoders import EncoderConfig, ImageEncoder, float_pixels
 
 FORMAT = 'hilserl-reward-classifier-v1'
 DEFAULT_ENCODER = EncoderConfig(conv_patch_px=4, conv_channels=(32, 32, 32))
@@ -346,8 +346,7 @@ class ClassifierModel:
                 raise ValueError(f'reward classifier: camera {camera!r} image is '
                                  f'{image.shape}, the classifier takes '
                                  f'{(*self.image_size, 3)}')
-            # A float32 copy: message buffers are read-only, which torch warns about.
-            batch[camera] = torch.from_numpy(np.array(image, np.float32, order='C'))[None]
+            batch[camera] = float_pixels(image)[None]
         with torch.no_grad():
             return float(torch.sigmoid(self.model(batch))[0])
 

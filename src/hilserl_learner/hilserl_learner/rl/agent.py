@@ -15,7 +15,7 @@ from torch import nn
 from hilserl_learner.errors import ConfigurationError
 from hilserl_learner.observation import ObservationSpec
 from hilserl_learner.rl.buffer import ObsBatch, ReplayBuffer
-from hilserl_learner.rl.encoders import EncoderConfig, dense_ln_tanh
+from hilserl_learner.rl.encoders import EncoderConfig, dense_ln_tanh, float_pixels
 from hilserl_learner.rl.networks import CriticEnsemble, PolicyNetwork
 from hilserl_learner.rl.sac_rlpd import SACConfig
 
@@ -92,8 +92,7 @@ class SACAgent(nn.Module):
 
         @torch.no_grad()
         def trunk_features(camera: str, frames: np.ndarray) -> np.ndarray:
-            # A float32 copy: frames decoded from messages are read-only (torch warns).
-            pixels = torch.from_numpy(np.array(frames, np.float32, order='C'))
+            pixels = float_pixels(frames)
             trunk = self.policy.encoder.cameras[camera].trunk
             return trunk(pixels).to(torch.float16).numpy()
         return trunk_features

@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import pathlib
 
+import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F  # noqa: N812
@@ -87,6 +88,15 @@ def file_sha256(path: str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b''):
             digest.update(block)
     return digest.hexdigest()
+
+
+def float_pixels(frames) -> torch.Tensor:
+    """uint8 frames (..., H, W, 3) as a new float32 tensor, what the trunks take.
+
+    The float32 copy is made by numpy, not by torch after ``from_numpy``: frames decoded from
+    messages are read-only buffers, which torch would share and warn about.
+    """
+    return torch.from_numpy(np.array(frames, np.float32, order='C'))
 
 
 class SmallConvTrunk(nn.Module):
