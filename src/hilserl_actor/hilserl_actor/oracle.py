@@ -14,7 +14,11 @@ any moment of an episode, also after a policy left the arm somewhere odd:
   them and rise to the hover height;
 - *hover*: go to the point ``hover_height_m`` above the cube (rising first when low and off to
   the side, so the jaws never sweep into the cube);
-- *descend*: straight down onto the cube once above it;
+- *descend*: straight down onto the cube once above it. The fixed jaw passes the cube's top
+  face only while it is clear of the cube (a yawed cube is wider along the jaw axis, by up to
+  sqrt(2) at 45 degrees: the grasp point keeps that much more distance from the fixed pad);
+  otherwise it holds its height and aligns first (a jaw pressing on the cube holds the servos
+  at their torque limit until the safety filter's effort trip ends the episode);
 - *close*: hold still and close for ``close_steps`` steps;
 - *lift*: with the cube between the jaws, rise to ``lift_height_m``;
 - *hold*: keep it there (the episode ends on success).
@@ -57,6 +61,8 @@ class Scene:
     gripper_rad: float
     """Measured gripper joint angle (from /joint_states)."""
     success: bool = False
+    cube_quaternion_wxyz: np.ndarray | None = None
+    """Cube orientation, base frame; None: taken as square to the jaws."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +75,12 @@ class PickConfig:
     lift_height_m: float = 0.085
     """Grasp point height above the table when lifted (success: cube bottom 5 cm up)."""
     clearance_m: float = 0.004
-    """Gap between the fixed jaw's pad and the cube face before closing."""
+    """Gap between the fixed jaw's pad and the cube (its extent along the jaw axis) before
+    closing."""
+    jaw_clear_height_m: float = 0.009
+    """Grasp point height above the cube's top face below which the descent goes on only
+    while the fixed jaw is clear of the cube (the jaw tips reach about 5 mm below the grasp
+    point)."""
     max_step_m: float = 0.02
     """Largest displacement per step in free space."""
     careful_step_m: float = 0.01
@@ -121,9 +132,6 @@ class PickController:
 
     def __init__(self, config: PickConfig | None = None, seed: int | None = None):
         self.config = config or PickConfig()
-        self._offset = np.array(
-            [-(FIXED_PAD_FACE_IN_TCP_M + self.config.cube_size_m / 2 + self.config.clearance_m),
-             0.0, PAD_CENTRE_ALONG_APPROACH_M])
         self._rng = np.random.default_rng(seed)
         self.reset()
 
@@ -132,10 +140,24 @@ class PickController:
         self._closing = 0
         self.phase = Phase.HOVER
 
+    def cube_extent_along_jaws(self, scene: Scene) -> float:
+        """Half the cube's width along the jaw axis (its support function: s/2 when square to
+        the jaws, s/sqrt(2) at 45 degrees of yaw).
+        """
+        half = self.config.cube_size_m / 2
+        if scene.cube_quaternion_wxyz is None:
+            return half
+        axes = rotation_from_quaternion(scene.cube_quaternion_wxyz)
+        return half * float(np.abs(np.r_[jaw_axis(scene), 0.0] @ axes).sum())
+
     def grasp_point(self, scene: Scene) -> np.ndarray:
-        """Where the cube centre sits when grasped, for the TCP pose of ``scene``."""
+        """Where the cube centre sits when the jaws start closing, for the TCP pose of
+        ``scene``: ``clearance_m`` from the fixed pad plus the cube's extent along the jaws.
+        """
+        offset = np.array([-(FIXED_PAD_FACE_IN_TCP_M + self.cube_extent_along_jaws(scene)
+                             + self.config.clearance_m), 0.0, PAD_CENTRE_ALONG_APPROACH_M])
         rotation = rotation_from_quaternion(scene.tcp_quaternion_wxyz)
-        return np.asarray(scene.tcp_position_m, dtype=float) + rotation @ self._offset
+        return np.asarray(scene.tcp_position_m, dtype=float) + rotation @ offset
 
     def goal(self, scene: Scene) -> np.ndarray:
         """The point the grasp point should finally reach (cube lifted), for progress checks."""
@@ -175,12 +197,23 @@ class PickController:
             if float(np.linalg.norm(cube - point)) < config.grasp_tolerance_m:
                 self._closing = 1
                 return self._command(Phase.CLOSE, np.zeros(3), Gripper.CLOSE)
-            target = np.array([cube[0], cube[1], cube[2]])
+            target = cube.copy()
+            if self._fixed_jaw_over_cube(scene, point, cube):
+                # Align at the height where the jaw tips clear the cube's top face.
+                clear_z = cube[2] + config.cube_size_m / 2 + config.jaw_clear_height_m
+                target[2] = min(point[2], clear_z)
             return self._move(Phase.DESCEND, point, target, config.careful_step_m, Gripper.OPEN)
         target = np.array([cube[0], cube[1], hover_z])
         if point[2] < hover_z - config.align_tolerance_m and horizontal > 2 * config.max_step_m:
             target = np.array([point[0], point[1], hover_z])  # rise first, then go over
         return self._move(Phase.HOVER, point, target, config.max_step_m, Gripper.OPEN)
+
+    def _fixed_jaw_over_cube(self, scene: Scene, point, cube) -> bool:
+        """Whether the fixed jaw has less than half ``clearance_m`` to the cube along the jaw
+        axis (the cube is off the grasp point towards it).
+        """
+        toward_fixed_jaw = float((point - cube) @ np.r_[jaw_axis(scene), 0.0])
+        return toward_fixed_jaw > self.config.clearance_m / 2
 
     def _move(self, phase, point, target, max_step, gripper) -> OracleCommand:
         error = target - point
@@ -193,6 +226,13 @@ class PickController:
         if self.config.noise_std_m > 0:
             delta = delta + self._rng.normal(0.0, self.config.noise_std_m, 3)
         return OracleCommand(np.asarray(delta, dtype=float), gripper, phase)
+
+
+def jaw_axis(scene: Scene) -> np.ndarray:
+    """Horizontal unit vector from the fixed jaw towards the grasp point, base frame."""
+    jaw = -rotation_from_quaternion(scene.tcp_quaternion_wxyz)[:2, 0]
+    norm = float(np.linalg.norm(jaw))
+    return jaw / norm if norm > 1e-6 else np.array([1.0, 0.0])
 
 
 def task_distance(controller: PickController, scene: Scene) -> float:

@@ -193,7 +193,7 @@ class OracleNode(LifecycleNode):
         truth = conversions.ground_truth_reading(self._truth, now_s)
         return Scene(truth.object_position_m, truth.tcp_position_m,
                      conversions.tcp_quaternion(self._truth), truth.object_grasped,
-                     self._gripper_rad, truth.success)
+                     self._gripper_rad, truth.success, truth.object_quaternion_wxyz)
 
     def _on_tick(self) -> None:
         """Fallback while no actor commands flow (before an episode): keep a fresh command."""

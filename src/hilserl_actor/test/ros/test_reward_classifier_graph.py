@@ -55,7 +55,8 @@ def oracle_frames(seeds, hold_steps=8, max_steps=60):
                         previous.delta_m, int(previous.gripper), 0.0, 2), now).target
                 scene = Scene(truth.object_position_m, truth.tcp_position_m,
                               truth.tcp_quaternion_wxyz, truth.object_grasped,
-                              float(sim.joint_positions()[5]), truth.success)
+                              float(sim.joint_positions()[5]), truth.success,
+                              truth.object_quaternion_wxyz)
                 previous = oracle.act(scene, None if previous is None else previous.delta_m)
                 sim.step(target, 0.1)
     return ({c: np.stack(v) for c, v in images.items()}, np.array(success),

@@ -1,5 +1,6 @@
 """The scripted oracle: the pick controller through the real safety filter core and simulation
 (with the actor's one-step command delay), and the takeover decision on synthetic runs."""
+import dataclasses
 import math
 
 import numpy as np
@@ -36,9 +37,10 @@ def sim_and_filter():
     from so101_driver.params import SimParams
     from so101_driver.sim.so101_sim import So101Sim
 
-    # The simulated servos saturate (3.35 N.m) during every ordinary step of a position
-    # target, for up to ~0.7 s of a demonstration: the effort trip is out of this test's scope.
-    params = SafetyFilterParams(max_effort_nm=(9.0,) * 6)
+    # The default limits, effort trip included: the simulated servos saturate (3.35 N.m)
+    # during ordinary steps of a position target, but only a jaw pressing on the cube keeps
+    # them there without moving for effort_trip_samples (0.8 s at the driver's 100 Hz).
+    params = SafetyFilterParams()
     lower, upper = urdf_joint_limits(official_model_files().urdf, params.joint_names)
     supervisor = SafetySupervisor(CommandFilter(params, effective_limits(params, lower, upper),
                                                 So101Kinematics()))
@@ -49,21 +51,26 @@ def sim_and_filter():
 
 def run_episode(sim, supervisor, seed, config, clock, max_steps=60):
     """One episode as the graph runs it: at each 10 Hz tick the actor forwards the oracle's
-    previous command to the safety filter, and the oracle plans the next one knowing it."""
+    previous command to the safety filter, and the oracle plans the next one knowing it; the
+    filter watches the joint states at the driver's 100 Hz. Returns (success, steps, phases,
+    actions, trips)."""
     from hilserl_safety.filter import EeCommand
+
+    def joint_state():
+        output = supervisor.on_joint_state(sim.joint_positions(), sim.joint_efforts(),
+                                           clock[0], sim.joint_velocities())
+        return [e for e in output.events if e.severity >= 2]
 
     sim.reset(seed=seed)
     supervisor.deactivate()
     supervisor.activate(clock[0])
-    supervisor.on_joint_state(sim.joint_positions(), sim.joint_efforts(), clock[0])
+    joint_state()
     oracle = PickController(config, seed=seed)
     previous, phases, actions = None, [], []
     for step in range(max_steps):
-        clock[0] += 0.1
-        supervisor.on_joint_state(sim.joint_positions(), sim.joint_efforts(), clock[0])
         truth = sim.ground_truth()
         if truth.success:
-            return True, step, phases, actions
+            return True, step, phases, actions, []
         target = None
         if previous is not None:
             output = supervisor.on_ee_command(
@@ -71,24 +78,33 @@ def run_episode(sim, supervisor, seed, config, clock, max_steps=60):
             assert not [e for e in output.events if e.severity >= 2], output.events
             target = output.target
         scene = Scene(truth.object_position_m, truth.tcp_position_m, truth.tcp_quaternion_wxyz,
-                      truth.object_grasped, float(sim.joint_positions()[5]), truth.success)
+                      truth.object_grasped, float(sim.joint_positions()[5]), truth.success,
+                      truth.object_quaternion_wxyz)
         command = oracle.act(scene, None if previous is None else previous.delta_m)
         phases.append(command.phase)
         actions.append(command.delta_m)
-        sim.step(target, 0.1)
+        for _ in range(10):
+            sim.step(target, 0.01)
+            clock[0] += 0.01
+            trips = joint_state()
+            if trips:  # the filter holds the arm and the actor ends the episode
+                return False, step, phases, actions, trips
         previous = command
-    return False, max_steps, phases, actions
+    return False, max_steps, phases, actions, []
 
 
 def test_oracle_picks_the_cube_in_randomised_episodes(sim_and_filter):
     sim, supervisor = sim_and_filter
     clock = [0.0]
     config = PickConfig(noise_std_m=0.002)
-    results = [run_episode(sim, supervisor, seed, config, clock) for seed in range(500, 510)]
-    successes = [r[0] for r in results]
-    assert sum(successes) >= 9, [r[:2] for r in results]
+    # Seeds 0-19 hold cubes yawed up to 45 degrees to the jaws; before the oracle allowed for
+    # the yaw, the fixed jaw landed on the cube in seeds 6, 14, 15 and 16 and the effort trip
+    # ended those episodes.
+    results = [run_episode(sim, supervisor, seed, config, clock) for seed in range(20)]
+    assert all(r[0] for r in results), [(seed, r[1], r[4]) for seed, r in enumerate(results)
+                                        if not r[0]]
     assert np.mean([r[1] for r in results if r[0]]) < 35
-    for success, _, phases, actions in results:
+    for success, _, phases, actions, _ in results:
         if success:
             order = [p for i, p in enumerate(phases) if i == 0 or p is not phases[i - 1]]
             grasp = order.index(Phase.CLOSE)
@@ -105,7 +121,8 @@ def scene_at(point_offset, grasped=False, gripper=1.2, cube=(0.2, 0.0, 0.0125)):
     """A scene whose grasp point is ``point_offset`` from the cube (TCP pointing down)."""
     controller = PickController()
     quaternion = np.array([0.0, 1.0, 0.0, 0.0])  # 180 deg about x: z axis down
-    offset = rotation_from_quaternion(quaternion) @ controller._offset
+    offset = controller.grasp_point(Scene(np.asarray(cube, float), np.zeros(3), quaternion,
+                                          grasped, gripper))
     tcp = np.asarray(cube) + np.asarray(point_offset) - offset
     return Scene(np.asarray(cube, float), tcp, quaternion, grasped, gripper)
 
@@ -131,6 +148,47 @@ def test_phases_are_chosen_from_the_scene():
     # a pending command is accounted for: planning from where the arm is going
     pending = PickController().act(scene_at([0.0, 0.0, 0.012]), pending_delta_m=[0, 0, -0.01])
     assert pending.phase is Phase.CLOSE
+
+
+def yaw_quaternion(yaw_rad):
+    return np.array([math.cos(yaw_rad / 2), 0.0, 0.0, math.sin(yaw_rad / 2)])
+
+
+def test_a_yawed_cube_keeps_the_fixed_jaw_further_off():
+    """Along the jaw axis a cube is s/2 wide when square to the jaws and s/sqrt(2) at 45
+    degrees; the grasp point keeps the fixed pad clearance_m from that extent."""
+    controller = PickController()
+    square = scene_at([0.0, 0.0, 0.03])
+    half = controller.config.cube_size_m / 2
+    assert controller.cube_extent_along_jaws(square) == pytest.approx(half)
+    for yaw, extent in ((0.0, half), (math.pi / 2, half), (math.pi / 4, half * math.sqrt(2)),
+                        (-math.pi / 6, half * (math.cos(math.pi / 6) + 0.5))):
+        yawed = dataclasses.replace(square, cube_quaternion_wxyz=yaw_quaternion(yaw))
+        assert controller.cube_extent_along_jaws(yawed) == pytest.approx(extent)
+        shift = controller.grasp_point(yawed) - controller.grasp_point(square)
+        assert np.linalg.norm(shift) == pytest.approx(extent - half, abs=1e-9)
+
+
+def test_the_descent_aligns_above_the_cube_while_the_fixed_jaw_would_land_on_it():
+    controller = PickController(PickConfig(noise_std_m=0.0))
+    config, cube_top = controller.config, 0.0125 + controller.config.cube_size_m / 2
+    jaw = -rotation_from_quaternion([0.0, 1.0, 0.0, 0.0])[:, 0]  # scene_at's TCP: along +x
+    assert jaw == pytest.approx([-1.0, 0.0, 0.0])
+    off = 0.6 * config.align_tolerance_m  # within the horizontal tolerance of a descent
+    # Grasp point off the cube centre along the jaw axis: the cube sits towards the fixed jaw.
+    high = controller.act(scene_at([-off, 0.0, 0.025]))
+    assert high.phase is Phase.DESCEND
+    # It descends only to where the jaw tips clear the cube's top face, over the cube ...
+    assert 0.0125 + 0.025 + high.delta_m[2] == pytest.approx(cube_top
+                                                             + config.jaw_clear_height_m)
+    assert high.delta_m[0] == pytest.approx(off)
+    # ... and below that height it aligns without descending.
+    low = controller.act(scene_at([-off, 0.0, 0.012]))
+    assert low.phase is Phase.DESCEND and low.delta_m[2] == pytest.approx(0.0)
+    assert low.delta_m[0] == pytest.approx(off)
+    # Off towards the moving jaw (wide open): straight on down.
+    other_side = PickController(PickConfig(noise_std_m=0.0)).act(scene_at([off, 0.0, 0.012]))
+    assert other_side.phase is Phase.DESCEND and other_side.delta_m[2] < -0.005
 
 
 def test_task_distance_falls_as_the_task_progresses():
