@@ -4,7 +4,9 @@
 - ingestion calls ``add_transition`` (validates, counts rejections and drops, stores);
 - one training thread calls ``training_loop`` (updates as fast as the machine allows once
   ``learning_starts`` online transitions arrived, a new weights version every
-  ``weights_period_s``, a checkpoint every ``checkpoint_every_updates``);
+  ``weights_period_s``, a checkpoint every ``checkpoint_every_updates`` and, while new
+  transitions or updates come, at least every ``checkpoint_period_s``, before training starts
+  too);
 - the weights service calls ``weights_for``; a stats timer calls ``stats``.
 A lock guards the buffers (held while adding one transition or drawing one batch); weights are
 published as immutable snapshots. Checkpoints are captured between updates and written by a
@@ -93,6 +95,7 @@ class Learner:
             concurrent.futures.ThreadPoolExecutor(1, 'actor_step')
             if params.actor_step_thread and torch.get_num_threads() == 1 else None)
         self._pending_checkpoint: concurrent.futures.Future | None = None
+        self._checkpointed_at = (time.monotonic(), self._progress())
         self._bc_slots: np.ndarray | None = None  # demo slots BC learns from (None: all)
         self.last_checkpoint_error = ''
 
@@ -214,6 +217,9 @@ class Learner:
         """Train until ``stop`` is set (the node's training thread)."""
         next_checkpoint = self._next_checkpoint_at()
         while not stop.is_set():
+            if self._checkpoint_period_passed():
+                self.checkpoint_async()
+                next_checkpoint = self._next_checkpoint_at()
             if not self.ready:
                 stop.wait(0.05)
                 continue
@@ -227,6 +233,18 @@ class Learner:
     def _next_checkpoint_at(self) -> int:
         every = self.params.checkpoint_every_updates
         return (self.counters['updates'] // every + 1) * every if every else 0
+
+    def _progress(self) -> tuple[int, int]:
+        return self.counters['received'], self.counters['updates']
+
+    def _checkpoint_period_passed(self) -> bool:
+        """``checkpoint_period_s`` since the last checkpoint, something new since, no write
+        going: a crash loses at most that long of robot time, also before training starts.
+        """
+        period = self.params.checkpoint_period_s
+        since, progress = self._checkpointed_at
+        return (period > 0 and time.monotonic() - since >= period and self._progress() != progress
+                and (self._pending_checkpoint is None or self._pending_checkpoint.done()))
 
     # --- weights -----------------------------------------------------------------------------
     def publish_weights(self) -> PolicyWeights:
@@ -279,6 +297,7 @@ class Learner:
             return False
         snapshot = self.capture()
         self._pending_checkpoint = self._writer.submit(self._write_checkpoint, snapshot)
+        self._checkpointed_at = (time.monotonic(), self._progress())
         return True
 
     def _write_checkpoint(self, snapshot: ckpt.Snapshot):

@@ -77,6 +77,10 @@ class LearnerParams:
     checkpoint_every_updates: int = 2000
     """Write a checkpoint every this many critic updates (and on shutdown); 0 = only on
     shutdown."""
+    checkpoint_period_s: float = 300.0
+    """Also write a checkpoint when this long passed since the previous one and transitions
+    or updates came since (before training starts too): what a crash can lose at most (robot
+    time); 0 = off."""
     keep_checkpoints: int = 2
     """Checkpoints of this run kept in run_dir/checkpoints (its older ones are deleted)."""
     weights_period_s: float = 2.0
@@ -97,7 +101,7 @@ class LearnerParams:
             if getattr(self, name) < 1:
                 raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
         non_negative = ('privileged_dim', 'learning_starts', 'bc_steps', 'seed', 'num_threads',
-                        'checkpoint_every_updates')
+                        'checkpoint_every_updates', 'checkpoint_period_s')
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')

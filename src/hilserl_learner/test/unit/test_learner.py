@@ -220,6 +220,41 @@ def test_checkpoints_are_pruned_and_written_in_the_background(tmp_path):
     assert checkpoint.latest(str(tmp_path / 'run')).name == names[-1]
 
 
+def test_checkpoint_period_saves_what_arrived_before_training_starts(tmp_path):
+    """A learner killed before learning_starts (or between update checkpoints) loses at most
+    checkpoint_period_s of transitions; with nothing new, no checkpoint is written."""
+    learner = make_learner(tmp_path, learning_starts=1000, checkpoint_every_updates=0,
+                           checkpoint_period_s=0.2)
+    root = tmp_path / 'run' / 'checkpoints'
+    stop = threading.Event()
+    thread = threading.Thread(target=learner.training_loop, args=(stop,))
+    thread.start()
+    try:
+        for transition in stream(30):
+            learner.add_transition(transition)
+        deadline = time.monotonic() + 30
+        while not (root / 'latest').exists() and time.monotonic() < deadline:
+            stop.wait(0.02)
+        learner.wait_for_checkpoint(30)
+        first = (root / 'latest').read_text()
+        stop.wait(0.6)  # three periods with nothing new
+        assert (root / 'latest').read_text() == first
+        for transition in stream(5, seed=1):
+            learner.add_transition(transition)
+        deadline = time.monotonic() + 30
+        while (root / 'latest').read_text() == first and time.monotonic() < deadline:
+            stop.wait(0.02)
+    finally:
+        stop.set()
+        thread.join(30)
+    learner.wait_for_checkpoint(30)
+    assert learner.counters['updates'] == 0 and not learner.ready
+    resumed = make_learner(tmp_path, learning_starts=1000, resume=True)
+    resumed.resume()
+    assert len(resumed.mixer.online) == 35 and resumed.counters['received'] == 35
+    assert learner.counters['ckpt_skipped'] == 0
+
+
 def test_a_fresh_run_sets_the_earlier_runs_outputs_aside_and_prunes_only_its_own(tmp_path):
     run_dir = str(tmp_path / 'run')
     assert checkpoint.set_aside_earlier_run(run_dir) is None  # nothing there yet
