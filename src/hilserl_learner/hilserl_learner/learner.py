@@ -328,7 +328,9 @@ class Learner:
 
     def resume(self) -> str:
         """Restore the newest checkpoint of ``run_dir``; returns its directory."""
-        return str(ckpt.restore(self))
+        directory = ckpt.restore(self)
+        self._checkpointed_at = (time.monotonic(), self._progress())  # nothing new yet
+        return str(directory)
 
     @property
     def actor_step_threaded(self) -> bool:

@@ -249,9 +249,11 @@ def test_checkpoint_period_saves_what_arrived_before_training_starts(tmp_path):
         thread.join(30)
     learner.wait_for_checkpoint(30)
     assert learner.counters['updates'] == 0 and not learner.ready
-    resumed = make_learner(tmp_path, learning_starts=1000, resume=True)
+    resumed = make_learner(tmp_path, learning_starts=1000, resume=True, checkpoint_period_s=0.2)
     resumed.resume()
     assert len(resumed.mixer.online) == 35 and resumed.counters['received'] == 35
+    time.sleep(0.3)
+    assert not resumed._checkpoint_period_passed()  # what it restored is no news
     assert learner.counters['ckpt_skipped'] == 0
 
 
