@@ -1,4 +1,5 @@
 """Learner core: validation and counters, drops, BC, the training loop, checkpoint and resume."""
+import contextlib
 import dataclasses
 import pathlib
 import threading
@@ -15,6 +16,7 @@ from hilserl_learner.observation import Observation, Transition
 from hilserl_learner.params import LearnerParams
 from hilserl_learner.rl.encoders import EncoderConfig
 from hilserl_learner.rl.sac_rlpd import SACConfig
+from hilserl_testing.processes import wait_until
 
 torch.set_num_threads(1)
 SAC = SACConfig(batch_size=16, hidden_dims=(16, 16))
@@ -106,25 +108,31 @@ def test_lost_first_steps_of_an_episode_are_counted_as_dropped(tmp_path):
     assert learner.stats()['transitions_dropped'] == 2
 
 
-def test_training_loop_crosses_learning_starts_and_publishes_weights(tmp_path):
-    learner = make_learner(tmp_path, learning_starts=40, weights_period_s=0.05,
-                           stats_every_updates=1)
-    first = learner.publish_weights()
+@contextlib.contextmanager
+def training_loop_running(learner):
+    """``learner.training_loop`` on its own thread (as the node runs it) for the block."""
     stop = threading.Event()
     thread = threading.Thread(target=learner.training_loop, args=(stop,))
     thread.start()
     try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_training_loop_crosses_learning_starts_and_publishes_weights(tmp_path):
+    learner = make_learner(tmp_path, learning_starts=40, weights_period_s=0.05,
+                           stats_every_updates=1)
+    first = learner.publish_weights()
+    with training_loop_running(learner):
         for transition in stream(39):
             learner.add_transition(transition)
         assert not learner.ready and learner.counters['updates'] == 0
         for transition in stream(20, seed=1):
             learner.add_transition(transition)
-        deadline = time.monotonic() + 30
-        while learner.counters['actor_updates'] < 5 and time.monotonic() < deadline:
-            stop.wait(0.01)
-    finally:
-        stop.set()
-        thread.join()
+        wait_until(lambda: learner.counters['actor_updates'] >= 5, 30, 'five actor updates',
+                   poll_s=0.01)
     assert learner.ready and learner.counters['actor_updates'] >= 5
     assert learner.counters['updates'] == 2 * learner.counters['actor_updates']
     weights, send = learner.weights_for(first.version)
@@ -225,28 +233,19 @@ def test_checkpoint_period_saves_what_arrived_before_training_starts(tmp_path):
     checkpoint_period_s of transitions; with nothing new, no checkpoint is written."""
     learner = make_learner(tmp_path, learning_starts=1000, checkpoint_every_updates=0,
                            checkpoint_period_s=0.2)
-    root = tmp_path / 'run' / 'checkpoints'
-    stop = threading.Event()
-    thread = threading.Thread(target=learner.training_loop, args=(stop,))
-    thread.start()
-    try:
+    latest = tmp_path / 'run' / 'checkpoints' / 'latest'
+    with training_loop_running(learner):
         for transition in stream(30):
             learner.add_transition(transition)
-        deadline = time.monotonic() + 30
-        while not (root / 'latest').exists() and time.monotonic() < deadline:
-            stop.wait(0.02)
+        wait_until(latest.exists, 30, 'a checkpoint before learning_starts', poll_s=0.02)
         learner.wait_for_checkpoint(30)
-        first = (root / 'latest').read_text()
-        stop.wait(0.6)  # three periods with nothing new
-        assert (root / 'latest').read_text() == first
+        first = latest.read_text()
+        time.sleep(0.6)  # three periods with nothing new
+        assert latest.read_text() == first
         for transition in stream(5, seed=1):
             learner.add_transition(transition)
-        deadline = time.monotonic() + 30
-        while (root / 'latest').read_text() == first and time.monotonic() < deadline:
-            stop.wait(0.02)
-    finally:
-        stop.set()
-        thread.join(30)
+        wait_until(lambda: latest.read_text() != first, 30, 'a checkpoint of the new data',
+                   poll_s=0.02)
     learner.wait_for_checkpoint(30)
     assert learner.counters['updates'] == 0 and not learner.ready
     resumed = make_learner(tmp_path, learning_starts=1000, resume=True, checkpoint_period_s=0.2)
