@@ -21,6 +21,10 @@ class WeightsError(LearnerError):
     """A policy weights payload does not match its checksum, format or configuration."""
 
 
+class TrainingDivergedError(LearnerError):
+    """Gradient steps kept producing NaN or inf losses or gradients; training stopped."""
+
+
 class CheckpointError(LearnerError):
     """A checkpoint is missing, incomplete or does not match the configuration."""
 

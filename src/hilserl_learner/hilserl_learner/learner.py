@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from hilserl_learner import checkpoint as ckpt
-from hilserl_learner.errors import DatasetError, InvalidTransitionError
+from hilserl_learner.errors import DatasetError, InvalidTransitionError, TrainingDivergedError
 from hilserl_learner.observation import Transition, validate_transition
 from hilserl_learner.params import LearnerParams
 from hilserl_learner.policy import encode_weights, policy_config
@@ -88,6 +88,7 @@ class Learner:
         self.last_info: dict[str, float] = {}
         self._weights: PolicyWeights | None = None
         self._weights_time = 0.0
+        self._weights_updates = -1  # counters['updates'] of the newest version
         self._writer = concurrent.futures.ThreadPoolExecutor(1, 'checkpoint_writer')
         # Decided at construction, as the frame gathering above: the node sets torch's thread
         # count (num_threads) before building us.
@@ -98,6 +99,7 @@ class Learner:
         self._checkpointed_at = (time.monotonic(), self._progress())
         self._bc_slots: np.ndarray | None = None  # demo slots BC learns from (None: all)
         self.last_checkpoint_error = ''
+        self._nonfinite_in_a_row = 0
 
     # --- ingestion ---------------------------------------------------------------------------
     def add_transition(self, transition: Transition) -> bool:
@@ -205,12 +207,29 @@ class Learner:
         return {**{k: float(v) for k, v in info.items()}, 'bc_transitions': bc_transitions}
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        """One ``update()``: utd_ratio critic steps, one actor and temperature step, Polyak."""
+        """One ``update()``: utd_ratio critic steps, one actor and temperature step, Polyak.
+
+        Steps with a NaN or inf loss or gradient were skipped by ``update`` (counted in
+        ``counters['nonfinite_steps']``); after ``max_nonfinite_steps_in_a_row`` of them in a
+        row this raises ``TrainingDivergedError``, the networks at their last finite values.
+        """
         info = update(self.agent, self._sample, self.sac, self._actor_executor)
-        self.counters['updates'] += self.sac.utd_ratio
-        self.counters['actor_updates'] += 1
-        if self.counters['actor_updates'] % self.params.stats_every_updates == 0:
+        skipped = info.pop('nonfinite_steps')
+        self.counters['updates'] += self.sac.utd_ratio - skipped
+        self.counters['actor_updates'] += info.pop('actor_stepped')
+        self.counters['nonfinite_steps'] += skipped
+        if skipped or self.counters['actor_updates'] % self.params.stats_every_updates == 0:
             self.last_info = {k: float(v) for k, v in info.items()}
+        if skipped < self.sac.utd_ratio:
+            self._nonfinite_in_a_row = 0
+        self._nonfinite_in_a_row += skipped
+        limit = self.params.max_nonfinite_steps_in_a_row
+        if limit and self._nonfinite_in_a_row >= limit:
+            raise TrainingDivergedError(
+                f'{self._nonfinite_in_a_row} gradient steps in a row had a NaN or inf loss or '
+                f'gradient (last: {_describe(info)}) and were skipped; the networks keep their '
+                'last finite values. Check the rewards and observations the actor sends, and '
+                'the learning rates.')
         return info
 
     def training_loop(self, stop: threading.Event) -> None:
@@ -224,7 +243,8 @@ class Learner:
                 stop.wait(0.05)
                 continue
             self.train_step()
-            if time.monotonic() - self._weights_time >= self.params.weights_period_s:
+            if (time.monotonic() - self._weights_time >= self.params.weights_period_s
+                    and self.counters['updates'] != self._weights_updates):
                 self.publish_weights()
             if next_checkpoint and self.counters['updates'] >= next_checkpoint:
                 self.checkpoint_async()
@@ -248,11 +268,14 @@ class Learner:
 
     # --- weights -----------------------------------------------------------------------------
     def publish_weights(self) -> PolicyWeights:
-        """Snapshot the actor's trainable parameters as a new version."""
+        """Snapshot the actor's trainable parameters as a new version (the training loop
+        publishes one every ``weights_period_s`` while gradient steps change them).
+        """
         blob, checksum = encode_weights(self.agent.policy.trainable_state_dict())
         version = (self._weights.version if self._weights else 0) + 1
         self._weights = PolicyWeights(version, blob, checksum, self.config_json)
         self._weights_time = time.monotonic()
+        self._weights_updates = self.counters['updates']
         return self._weights
 
     def weights_for(self, current_version: int) -> tuple[PolicyWeights | None, bool]:
@@ -276,6 +299,7 @@ class Learner:
                      policy_version=self._weights.version if self._weights else 0,
                      training=self.ready, checkpoints_skipped=self.counters['ckpt_skipped'],
                      checkpoints_failed=self.counters['ckpt_failed'],
+                     nonfinite_steps=self.counters['nonfinite_steps'],
                      last_checkpoint_error=self.last_checkpoint_error,
                      losses=dict(self.last_info))
         return stats
@@ -353,3 +377,7 @@ class Learner:
             self.agent.actor_generator.set_state(state['actor'])
         self.mixer.rng = np.random.default_rng()
         self.mixer.rng.bit_generator.state = state['mixer']
+
+
+def _describe(info: dict) -> str:
+    return ', '.join(f'{name} {float(value):.4g}' for name, value in info.items())

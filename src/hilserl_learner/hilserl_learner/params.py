@@ -87,6 +87,11 @@ class LearnerParams:
     """Minimum time between two policy weight versions."""
     stats_period_s: float = 1.0
     """Period of ~/stats, /diagnostics and the TensorBoard scalars."""
+    max_nonfinite_steps_in_a_row: int = 100
+    """A gradient step whose loss or gradient is NaN or inf is skipped (counted as
+    nonfinite_steps in ~/stats); after this many in a row training stops with an error, the
+    networks at their last finite values; transitions are still received (and kept in the
+    final checkpoint); 0 = never stop."""
     stats_every_updates: int = 10
     """Read loss values (.item()) every this many updates."""
     autostart: bool = False
@@ -101,7 +106,8 @@ class LearnerParams:
             if getattr(self, name) < 1:
                 raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
         non_negative = ('privileged_dim', 'learning_starts', 'bc_steps', 'seed', 'num_threads',
-                        'checkpoint_every_updates', 'checkpoint_period_s')
+                        'checkpoint_every_updates', 'checkpoint_period_s',
+                        'max_nonfinite_steps_in_a_row')
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')

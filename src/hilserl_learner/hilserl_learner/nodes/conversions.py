@@ -111,7 +111,8 @@ def stats_to_msg(stats: dict, updates_per_s: float, transitions_per_s: float) ->
     extra = {k: v for k, v in losses.items() if k not in _LOSS_FIELDS
              and k != 'gripper_critic_loss'}
     extra.update(checkpoints_skipped=stats['checkpoints_skipped'],
-                 checkpoints_failed=stats['checkpoints_failed'])
+                 checkpoints_failed=stats['checkpoints_failed'],
+                 nonfinite_steps=stats['nonfinite_steps'])
     msg.extra_names = list(extra)
     msg.extra_values = [float(v) for v in extra.values()]
     return msg

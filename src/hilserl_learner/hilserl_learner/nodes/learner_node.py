@@ -259,6 +259,10 @@ class LearnerNode(LifecycleNode):
             status.level = DiagnosticStatus.WARN
             status.message = (f"{stats['transitions_rejected']} rejected, "
                               f"{stats['transitions_dropped']} dropped transitions")
+        elif stats['nonfinite_steps']:
+            status.level = DiagnosticStatus.WARN
+            status.message = (f"{stats['nonfinite_steps']} gradient steps skipped: NaN or inf "
+                              'loss or gradient')
         else:
             status.level, status.message = DiagnosticStatus.OK, 'ok'
         status.values = [KeyValue(key=k, value=str(getattr(msg, k))) for k in (

@@ -158,11 +158,19 @@ def temperature_loss(agent, log_prob: torch.Tensor, target_entropy: float
 
 # --- one update ------------------------------------------------------------------------------
 def _gradients(loss: torch.Tensor, params: list, clip: float) -> torch.Tensor:
-    """Fresh gradients of ``loss`` w.r.t. ``params`` only, clipped; returns the norm."""
+    """Fresh gradients of ``loss`` w.r.t. ``params`` only, clipped; returns their norm before
+    clipping (NaN or inf when a gradient is).
+    """
     for p in params:
         p.grad = None
     loss.backward(inputs=params)
-    return torch.nn.utils.clip_grad_norm_(params, clip) if clip else torch.zeros(())
+    if clip:
+        return torch.nn.utils.clip_grad_norm_(params, clip)
+    return torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+
+
+def _all_finite(*values: torch.Tensor) -> bool:
+    return all(math.isfinite(float(v)) for v in values)
 
 
 def actor_and_temperature_gradients(agent, features: torch.Tensor, privileged: torch.Tensor,
@@ -203,9 +211,14 @@ def update(agent, sample: Callable[[], Batch], config: SACConfig,
     actions while this thread evaluates the critic, then the actor's gradients while this
     thread computes the critic's. The same result (the actor's noise has its own generator,
     drawn in the same order), sooner when torch runs single-threaded (state only on 2 cores:
-    78-96 instead of 55-60 updates/s). Returns detached stats.
+    78-96 instead of 55-60 updates/s).
+
+    A step whose loss or gradient norm is NaN or inf changes nothing (no optimiser step, no
+    Polyak; the last step skips the actor's and temperature's steps too): one bad batch cannot
+    poison the networks. ``info['nonfinite_steps']`` counts them, ``info['actor_stepped']``
+    says whether the actor's step was taken. Returns detached stats.
     """
-    info = {}
+    info = {'nonfinite_steps': 0, 'actor_stepped': False}
     for step in range(config.utd_ratio):
         # 1. Critic (+ encoder, + gripper critic) on a fresh half-demo half-online batch.
         batch = sample()
@@ -227,10 +240,17 @@ def update(agent, sample: Callable[[], Batch], config: SACConfig,
             loss = loss + loss_g
             info.update(info_g)
         info['grad_norm_critic'] = _gradients(loss, agent.critic_params, config.grad_clip_norm)
+        checked = [loss.detach(), info['grad_norm_critic']]
         if last:
             info.update(actor_job.result())  # before any step: the actor read the old critic
+            checked += [info['actor_loss'], info['grad_norm_actor'], agent.log_alpha.grad]
+        if not _all_finite(*checked):
+            info['nonfinite_steps'] += 1
+            continue
+        if last:
             agent.actor_optimizer.step()
             agent.temperature_optimizer.step()
+            info['actor_stepped'] = True
         agent.critic_optimizer.step()
         # 3. Polyak after every critic step: the next step's TD target already uses it.
         polyak(agent, config.tau)

@@ -132,3 +132,52 @@ def test_learner_trains_and_serves_changing_weights_then_resumes(ros_client, ros
     assert (earlier / 'checkpoints' / latest_name / 'agent.pt').is_file()
     assert (earlier / 'tensorboard').is_dir()
     assert not (run_dir / 'checkpoints').exists() or not any((run_dir / 'checkpoints').iterdir())
+
+
+def test_a_diverging_learner_reports_an_error_and_keeps_receiving(ros_client, ros_processes,
+                                                                   tmp_path):
+    """Rewards of 1e30 (finite, so valid) overflow the TD loss: every step is skipped, then
+    training stops with an error on /diagnostics and ~/stats; transitions still arrive and are
+    kept by the final checkpoint; the served weights stay the finite initial ones."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    from hilserl_learner.policy import Policy
+    from hilserl_msgs.msg import LearnerStats
+
+    run_dir = tmp_path / 'run'
+    ros_processes.start_node(
+        'hilserl_learner', 'learner_node', name='learner',
+        parameters=dict(learner_parameters(run_dir), max_nonfinite_steps_in_a_row=6),
+        remappings={'~/stats': STATS_TOPIC})
+    stats = ros_client.subscribe(LearnerStats, STATS_TOPIC)
+    diagnostics = ros_client.subscribe(DiagnosticArray, '/diagnostics')
+    ros_client.bring_up('learner')
+    ros_processes.start('publisher', [sys.executable, PUBLISHER, '200', '--reward', '1e30'])
+
+    def errors():
+        return [s for m in diagnostics.messages for s in m.status
+                if s.name == 'learner' and s.level == DiagnosticStatus.ERROR]
+
+    def stopped_with_all_received():
+        last = stats.last
+        return (last is not None and last.transitions_received == 200 and not last.training
+                and last.online_buffer_size == 200 and errors())
+    ros_client.spin_until(stopped_with_all_received, 60,
+                          'all 200 transitions received, training stopped with an error')
+    extras = dict(zip(stats.last.extra_names, stats.last.extra_values, strict=True))
+    assert extras['nonfinite_steps'] == 6
+    assert stats.last.updates == 0  # skipped steps are not counted as updates
+    assert 'TrainingDivergedError: 6 gradient steps in a row' in errors()[-1].message
+
+    response = fetch(ros_client, 0)
+    policy = Policy.from_config_json(response.config_json)
+    policy.load_weights(bytes(response.weights), response.checksum, response.version)
+    assert response.version == 1 and np.all(np.isfinite(policy.act(probe_observation())))
+
+    ros_processes.stop_all()
+    assert ros_processes.exit_codes['learner'] == 0
+    import torch
+
+    from hilserl_learner.checkpoint import latest
+    saved = torch.load(latest(str(run_dir)) / 'agent.pt', weights_only=False)
+    assert saved['counters']['received'] == 200 and saved['counters']['nonfinite_steps'] == 6

@@ -70,12 +70,12 @@ def test_stats_message():
     stats = {'policy_version': 3, 'updates': 40, 'actor_updates': 20, 'online_buffer_size': 9,
              'demo_buffer_size': 2, 'buffer_bytes': 1000, 'transitions_received': 9,
              'transitions_rejected': 1, 'transitions_dropped': 0, 'training': True,
-             'checkpoints_skipped': 0, 'checkpoints_failed': 1,
+             'checkpoints_skipped': 0, 'checkpoints_failed': 1, 'nonfinite_steps': 4,
              'losses': {'critic_loss': 0.5, 'temperature': 0.01, 'grad_norm_critic': 2.0}}
     msg = stats_to_msg(stats, 12.5, 10.0)
     assert (msg.policy_version, msg.updates, msg.updates_per_s) == (3, 40, 12.5)
     assert msg.critic_loss == 0.5 and np.isnan(msg.actor_loss)
     assert np.isnan(msg.gripper_critic_loss)
     assert list(msg.extra_names) == ['grad_norm_critic', 'checkpoints_skipped',
-                                     'checkpoints_failed']
-    assert list(msg.extra_values) == [2.0, 0.0, 1.0]
+                                     'checkpoints_failed', 'nonfinite_steps']
+    assert list(msg.extra_values) == [2.0, 0.0, 1.0, 4.0]

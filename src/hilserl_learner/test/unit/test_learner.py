@@ -1,6 +1,7 @@
 """Learner core: validation and counters, drops, BC, the training loop, checkpoint and resume."""
 import contextlib
 import dataclasses
+import math
 import pathlib
 import threading
 import time
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from hilserl_learner import checkpoint
-from hilserl_learner.errors import CheckpointError, DatasetError
+from hilserl_learner.errors import CheckpointError, DatasetError, TrainingDivergedError
 from hilserl_learner.learner import Learner
 from hilserl_learner.observation import Observation, Transition
 from hilserl_learner.params import LearnerParams
@@ -324,6 +325,26 @@ def test_a_failed_background_checkpoint_is_reported_and_the_final_one_still_writ
     learner.wait_for_checkpoint(30)
     stats = learner.stats()
     assert stats['last_checkpoint_error'] == '' and stats['checkpoints_failed'] == 1
+
+
+def test_steps_with_an_infinite_loss_are_skipped_then_training_stops(tmp_path):
+    """Rewards of 1e30 pass validation (finite) but square to inf in the TD loss: the learner
+    skips those steps, counts them, and after max_nonfinite_steps_in_a_row stops with an error;
+    the networks keep their finite starting values."""
+    learner = make_learner(tmp_path, max_nonfinite_steps_in_a_row=6)
+    for transition in stream(40):
+        assert learner.add_transition(dataclasses.replace(transition, reward=1e30))
+    before = {k: v.clone() for k, v in learner.agent.state_dict().items()}
+    learner.train_step()
+    learner.train_step()  # utd_ratio 2: four skipped steps so far
+    stats = learner.stats()
+    assert stats['nonfinite_steps'] == 4 and stats['updates'] == stats['actor_updates'] == 0
+    assert math.isinf(stats['losses']['critic_loss'])  # shown in ~/stats
+    with pytest.raises(TrainingDivergedError, match='6 gradient steps in a row'):
+        learner.train_step()
+    for key, value in learner.agent.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    learner.close()
 
 
 def test_memory_limit_is_enforced(tmp_path):

@@ -311,6 +311,46 @@ def test_gradients_are_clipped():
     assert torch.linalg.vector_norm(grads) <= 1e-3 * 1.01
 
 
+def with_nan_reward(batch: Batch) -> Batch:
+    reward = batch.reward.clone()
+    reward[0] = math.nan
+    return batch._replace(reward=reward)
+
+
+@pytest.mark.parametrize('clip', [10.0, 0.0])
+def test_a_step_with_a_nan_loss_changes_nothing(clip):
+    agent, config = make_agent(gripper=True, utd_ratio=1, grad_clip_norm=clip)
+    before = copy.deepcopy(agent.state_dict())
+    info = update(agent, lambda: with_nan_reward(make_batch(agent)), config)
+    assert info['nonfinite_steps'] == 1 and math.isnan(info['critic_loss'])
+    for key, value in agent.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert all(not state for state in agent.critic_optimizer.state.values())  # no Adam step
+
+
+def test_only_the_nan_step_of_an_update_is_skipped():
+    """utd_ratio 2, the second batch poisoned: the first critic step and its Polyak stand, the
+    second and the actor's and temperature's steps (taken with it) do not."""
+    agent, config = make_agent(utd_ratio=2)
+    reference, _ = make_agent(utd_ratio=1)
+    batches = [make_batch(agent, seed=1), with_nan_reward(make_batch(agent, seed=2))]
+    torch.manual_seed(5)
+    info = update(agent, lambda: batches.pop(0), config)
+    assert info['nonfinite_steps'] == 1
+    critic_only = dataclasses.replace(config, utd_ratio=1)
+    torch.manual_seed(5)
+    # One clean critic step on the same batch, then the reference's actor step is undone.
+    actor_before = copy.deepcopy(reference.policy.actor.state_dict())
+    update(reference, lambda: make_batch(reference, seed=1), critic_only)
+    reference.policy.actor.load_state_dict(actor_before)
+    for module in ('critic', 'target_critic'):
+        for key, value in getattr(agent, module).state_dict().items():
+            assert torch.equal(value, getattr(reference, module).state_dict()[key]), key
+    for key, value in agent.policy.actor.state_dict().items():
+        assert torch.equal(value, actor_before[key]), key
+    assert agent.log_alpha.item() == pytest.approx(math.log(config.init_temperature))
+
+
 def test_polyak_identity_and_copy():
     agent, _ = make_agent()
     with torch.no_grad():

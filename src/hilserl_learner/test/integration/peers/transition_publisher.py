@@ -1,11 +1,13 @@
 """Peer process: streams Transitions of a point-mass task to /hilserl/transitions.
 
-  transition_publisher.py COUNT [--bad] [--gap]
+  transition_publisher.py COUNT [--bad] [--gap] [--reward R]
 
 COUNT good transitions (episodes of 20 steps, a 16x16 'front' camera, 4-d state, xyz action +
 gripper command, every 3rd step an intervention). ``--bad`` adds three invalid transitions
 (NaN state, unknown camera, action out of range); ``--gap`` leaves out one step (counted as
-dropped by the learner). Stays up until stopped, so reliable delivery can finish.
+dropped by the learner); ``--reward`` gives every transition that reward (1e30: finite and
+valid, but its square overflows the TD loss). Stays up until stopped, so reliable delivery can
+finish.
 """
 import argparse
 
@@ -29,7 +31,7 @@ def observation(rng, position) -> Observation:
     return Observation(np.r_[position, 0.0].astype(np.float32), {'front': frame})
 
 
-def transitions(count: int, gap: bool):
+def transitions(count: int, gap: bool, reward: float | None = None):
     rng = np.random.default_rng(1)
     produced = 0
     episode = 0
@@ -40,9 +42,10 @@ def transitions(count: int, gap: bool):
             action = rng.uniform(-1, 1, 3)
             position = np.clip(position + 0.1 * action, -1, 1)
             next_obs = observation(rng, position)
-            reward = float(np.linalg.norm(position) < 0.3)
+            near = float(np.linalg.norm(position) < 0.3)
             last = step == EPISODE_STEPS - 1
-            transition = Transition(obs, np.r_[action, step % 3].astype(np.float32), reward,
+            transition = Transition(obs, np.r_[action, step % 3].astype(np.float32),
+                                    near if reward is None else reward,
                                     next_obs, terminated=False, truncated=last,
                                     is_intervention=step % 3 == 0,
                                     gripper_penalty=-0.02 * (step % 3 != 1),
@@ -74,6 +77,7 @@ def main() -> None:
     parser.add_argument('count', type=int)
     parser.add_argument('--bad', action='store_true')
     parser.add_argument('--gap', action='store_true')
+    parser.add_argument('--reward', type=float)
     args = parser.parse_args()
     rclpy.init()
     node = rclpy.create_node('transition_publisher')
@@ -83,7 +87,8 @@ def main() -> None:
     try:
         while publisher.get_subscription_count() == 0:
             rclpy.spin_once(node, timeout_sec=0.05)
-        messages = [transition_to_msg(t) for t in transitions(args.count, args.gap)]
+        messages = [transition_to_msg(t) for t in transitions(args.count, args.gap,
+                                                              args.reward)]
         if args.bad:
             messages[10:10] = [transition_to_msg(t) for t in bad_transitions()]
         for message in messages:
