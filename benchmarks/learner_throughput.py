@@ -10,7 +10,9 @@ Prints, each on its own line:
 - updates/s at batch 256 (one ``update()`` = utd_ratio critic steps + actor + temperature +
   Polyak) for state only, two 128x128 cameras with the default encoder, and two cameras with
   a frozen ResNet-10 (features cached per frame); also a LeRobot-like setting (utd_ratio 1,
-  no gripper critic), which is what LeRobot's "update" does;
+  no gripper critic), which is what LeRobot's "update" does, with two bounds for it: its
+  arithmetic at both cores' matmul peak plus its fixed cost split perfectly, and the larger of
+  its two threads' shares, each measured alone on one thread;
 - actor inference latency at batch 1 (``Policy.act``);
 - bytes per stored transition with two 128x128 cameras, raw and LZ4-compressed (the default),
   on frames rendered by the sim (scripted pick episodes) and on the same frames with
@@ -22,6 +24,7 @@ is reachable offline, and the compute is the same. Camera cases train on rendere
 (about 20 s to render them first), so decoding compressed frames costs what it costs in use.
 """
 import argparse
+import concurrent.futures
 import contextlib
 import dataclasses
 import os
@@ -115,6 +118,38 @@ def actor_step_inline(learner):
         yield learner
     finally:
         learner._actor_executor = executor
+
+
+class TimedInlineExecutor(concurrent.futures.Executor):
+    """Runs the actor's jobs at once on the calling thread and adds up their time."""
+
+    def __init__(self):
+        self.busy_s = 0.0
+
+    def submit(self, fn, /, *args, **kwargs):
+        start = time.perf_counter()
+        future = concurrent.futures.Future()
+        future.set_result(fn(*args, **kwargs))
+        self.busy_s += time.perf_counter() - start
+        return future
+
+
+def thread_shares_ms(learner, seconds: float) -> tuple[float, float]:
+    """(main thread's share, actor thread's share) of one update in ms, each measured alone
+    on one thread: the real ``update()`` with the actor's jobs run inline and timed."""
+    timed = TimedInlineExecutor()
+    threaded, learner._actor_executor = learner._actor_executor, timed
+    try:
+        learner.train_step()
+        timed.busy_s, count, start = 0.0, 0, time.perf_counter()
+        while count < 3 or time.perf_counter() - start < seconds:
+            learner.train_step()
+            count += 1
+        total_ms = (time.perf_counter() - start) / count * 1e3
+    finally:
+        learner._actor_executor = threaded
+    actor_ms = timed.busy_s / count * 1e3
+    return total_ms - actor_ms, actor_ms
 
 
 def gflop_per_update(learner) -> float:
@@ -317,6 +352,14 @@ def main() -> None:
                   f'{fixed:.2f} ms; perfectly split over both cores: >= {floor_ms:.2f} ms, '
                   f'<= {1e3 / floor_ms:.0f} updates/s (4x LeRobot: {4 * reference:.0f})',
                   flush=True)
+            if learner.actor_step_threaded:
+                main_ms, actor_ms = thread_shares_ms(learner, args.seconds / 2)
+                print(f"the two threads' shares of this update, each alone on one thread: "
+                      f'main (sampling, critic loss and backward, Adam steps, Polyak) '
+                      f'{main_ms:.2f} ms, actor (next actions, actor and temperature gradients) '
+                      f'{actor_ms:.2f} ms; however well they overlap, an update takes >= '
+                      f'{max(main_ms, actor_ms):.2f} ms: <= '
+                      f'{1e3 / max(main_ms, actor_ms):.0f} updates/s', flush=True)
 
     if args.only:
         return
