@@ -111,13 +111,14 @@ def fill(learner, transitions: int, episode_length: int = 50, seed: int = 0,
 
 
 @contextlib.contextmanager
-def actor_step_inline(learner):
-    """The learner's updates with the actor's work on the calling thread, not its own."""
-    executor, learner._actor_executor = learner._actor_executor, None
+def actor_step_inline(learner, executor=None):
+    """The learner's updates with the actor's work on the calling thread, not its own (or on
+    ``executor``)."""
+    threaded, learner._actor_executor = learner._actor_executor, executor
     try:
         yield learner
     finally:
-        learner._actor_executor = executor
+        learner._actor_executor = threaded
 
 
 class TimedInlineExecutor(concurrent.futures.Executor):
@@ -138,18 +139,12 @@ def thread_shares_ms(learner, seconds: float) -> tuple[float, float]:
     """(main thread's share, actor thread's share) of one update in ms, each measured alone
     on one thread: the real ``update()`` with the actor's jobs run inline and timed."""
     timed = TimedInlineExecutor()
-    threaded, learner._actor_executor = learner._actor_executor, timed
-    try:
+    with actor_step_inline(learner, timed):
         learner.train_step()
-        timed.busy_s, count, start = 0.0, 0, time.perf_counter()
-        while count < 3 or time.perf_counter() - start < seconds:
-            learner.train_step()
-            count += 1
-        total_ms = (time.perf_counter() - start) / count * 1e3
-    finally:
-        learner._actor_executor = threaded
+        timed.busy_s = 0.0
+        count, elapsed_s = timed_updates(learner, seconds)
     actor_ms = timed.busy_s / count * 1e3
-    return total_ms - actor_ms, actor_ms
+    return elapsed_s / count * 1e3 - actor_ms, actor_ms
 
 
 def gflop_per_update(learner) -> float:
@@ -201,13 +196,19 @@ def fixed_cost_ms(run_dir, sac: SACConfig, gripper: bool, seconds: float = 3.0) 
         learner.close()
 
 
-def updates_per_s(learner, seconds: float) -> float:
-    learner.train_step()
+def timed_updates(learner, seconds: float) -> tuple[int, float]:
+    """(updates, seconds they took): at least 3 updates and ``seconds``."""
     count, start = 0, time.perf_counter()
     while count < 3 or time.perf_counter() - start < seconds:
         learner.train_step()
         count += 1
-    return count / (time.perf_counter() - start)
+    return count, time.perf_counter() - start
+
+
+def updates_per_s(learner, seconds: float) -> float:
+    learner.train_step()  # warm-up
+    count, elapsed_s = timed_updates(learner, seconds)
+    return count / elapsed_s
 
 
 def act_latency_ms(learner) -> tuple[float, float]:

@@ -264,7 +264,12 @@ class Learner:
         period = self.params.checkpoint_period_s
         since, progress = self._checkpointed_at
         return (period > 0 and time.monotonic() - since >= period and self._progress() != progress
-                and (self._pending_checkpoint is None or self._pending_checkpoint.done()))
+                and not self._checkpoint_writing)
+
+    @property
+    def _checkpoint_writing(self) -> bool:
+        """Whether a background checkpoint write is still going."""
+        return self._pending_checkpoint is not None and not self._pending_checkpoint.done()
 
     # --- weights -----------------------------------------------------------------------------
     def publish_weights(self) -> PolicyWeights:
@@ -316,7 +321,7 @@ class Learner:
         ``last_checkpoint_error`` (until a later write works) for the node to report; training
         goes on.
         """
-        if self._pending_checkpoint is not None and not self._pending_checkpoint.done():
+        if self._checkpoint_writing:
             self.counters['ckpt_skipped'] += 1
             return False
         snapshot = self.capture()
